@@ -1,0 +1,3 @@
+module github.com/outpost-gw/outpost
+
+go 1.26
