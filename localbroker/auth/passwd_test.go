@@ -201,7 +201,7 @@ func TestLoadPasswordFileMissing(t *testing.T) {
 
 const (
 	validHash7 = "$7$101$UdIebBPvqgx28GTm$e2fC+gie22upef1UP/8dmwWihttQMnxulb7u+FB9TqWvoWBCWvx8xQnxVD60Fvb5PC383143LSXAbgqcSJVGhQ==" // alice-secret
-	validHash6 = "$6$Ju5/OaSIKlDEe51Y$s8ppnLwv6Afzx/7uPO1ereqBzxgoRELuHFYuIiB9fc0H6sD4sknqPOgEHnHEQi8CwwG+kGU+alTRPUECrhSIKg==" // p@ss
+	validHash6 = "$6$Ju5/OaSIKlDEe51Y$s8ppnLwv6Afzx/7uPO1ereqBzxgoRELuHFYuIiB9fc0H6sD4sknqPOgEHnHEQi8CwwG+kGU+alTRPUECrhSIKg=="     // p@ss
 	salt12     = "UdIebBPvqgx28GTm"
 	hash64     = "e2fC+gie22upef1UP/8dmwWihttQMnxulb7u+FB9TqWvoWBCWvx8xQnxVD60Fvb5PC383143LSXAbgqcSJVGhQ=="
 )
