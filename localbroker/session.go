@@ -1,0 +1,337 @@
+package localbroker
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outpost-gw/outpost/localbroker/auth"
+	"github.com/outpost-gw/outpost/localbroker/packet"
+)
+
+// neverExpire is the 5.0 session expiry value meaning "does not expire".
+const neverExpire = 0xFFFFFFFF
+
+// link is the client side of a session: a network connection or an
+// in-process client. Its methods are called with the session's lock held,
+// so they must not block and must not call back into the session.
+type link interface {
+	// sendPublish queues a PUBLISH towards the client. For QoS 0 it may
+	// refuse (false) when the link's outbound buffer is full.
+	sendPublish(m *Message, qos byte, retain, dup bool, pid uint16, subIDs []uint32) bool
+	// sendPubrel queues a PUBREL (QoS 2 second phase) towards the client.
+	sendPubrel(pid uint16)
+	// kick closes the link from the broker's side with reason code.
+	kick(code packet.ReasonCode)
+	// maxPacketSize is the client's Maximum Packet Size (0 = no limit).
+	maxPacketSize() uint32
+	version() packet.Version
+}
+
+// outMsg is a QoS 1/2 delivery in flight or queued towards a client.
+type outMsg struct {
+	msg    *Message
+	qos    byte
+	retain bool
+	subIDs []uint32
+	pid    uint16
+	state  uint8 // outQueued, outPublished, outReleased
+}
+
+const (
+	outQueued    = 0
+	outPublished = 1 // PUBLISH sent, awaiting PUBACK / PUBREC
+	outReleased  = 2 // PUBREL sent, awaiting PUBCOMP
+)
+
+// subscription is one filter a session holds.
+type subscription struct {
+	filter string // as subscribed, including any $share/group/ prefix
+	inner  string // the filter matched against topics
+	group  string // shared subscription group, "" if none
+	opts   packet.Subscription
+	id     uint32 // subscription identifier, 0 if none
+}
+
+var sessionSeq atomic.Uint64
+
+// session is the server side of an MQTT session [MQTT-4.1]. It outlives
+// connections when the client asked for a session expiry.
+type session struct {
+	b   *Broker
+	id  string
+	seq uint64 // unique, orders sessions when merging overlapping matches
+
+	online atomic.Bool // a link is attached (read without the lock by shared-group selection)
+
+	mu          sync.Mutex
+	link        link
+	gen         uint64 // counts attachments
+	ended       bool
+	info        ClientInfo
+	acl         *auth.ACL
+	subs        map[string]*subscription
+	inflight    []*outMsg // in send order
+	queue       []*outMsg // waiting for a slot in the window; QoS 0 only while online
+	queuedBytes int64
+	dropping    bool // a drop episode is in progress (log once)
+	nextPID     uint16
+	sendMax     int                 // min(client receive maximum, Options.MaxInflight)
+	inQoS2      map[uint16]struct{} // QoS 2 packet ids received, PUBREL pending [MQTT-4.3.3-2]
+	expiry      uint32              // session expiry interval, seconds
+	expiryTimer *time.Timer
+	will        *Will
+	willTimer   *time.Timer
+}
+
+func newSession(b *Broker, id string) *session {
+	return &session{
+		b:      b,
+		id:     id,
+		seq:    sessionSeq.Add(1),
+		subs:   make(map[string]*subscription),
+		inQoS2: make(map[uint16]struct{}),
+	}
+}
+
+// deliver hands one message to the session with the QoS, retain flag and
+// subscription identifiers of the matching subscription(s).
+func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	if s.link == nil {
+		if qos == 0 {
+			return // QoS 0 is not queued for offline sessions (as mosquitto's default)
+		}
+		s.enqueue(&outMsg{msg: m, qos: qos, retain: retain, subIDs: subIDs})
+		return
+	}
+	if max := s.link.maxPacketSize(); max > 0 && publishSize(m, qos, subIDs, s.link.version()) > int(max) {
+		// [MQTT-3.1.2-25] a packet larger than the client's maximum is
+		// discarded as if it had been sent.
+		s.b.stats.dropped.Add(1)
+		return
+	}
+	if len(s.queue) == 0 {
+		if qos == 0 {
+			if !s.link.sendPublish(m, 0, retain, false, 0, subIDs) {
+				s.b.stats.dropped.Add(1)
+			}
+			return
+		}
+		if len(s.inflight) < s.sendMax {
+			s.publishInflight(&outMsg{msg: m, qos: qos, retain: retain, subIDs: subIDs})
+			return
+		}
+	}
+	s.enqueue(&outMsg{msg: m, qos: qos, retain: retain, subIDs: subIDs})
+}
+
+// enqueue adds om to the queue, within MaxQueuedMessages and MaxQueuedBytes;
+// QoS 0 messages are dropped first. Called with s.mu held.
+func (s *session) enqueue(om *outMsg) {
+	o := &s.b.opts
+	size := int64(len(om.msg.Payload) + len(om.msg.Topic))
+	for len(s.queue) >= o.MaxQueuedMessages || s.queuedBytes+size > o.MaxQueuedBytes {
+		// QoS 0 goes first: a new QoS 0 message is dropped, a new QoS 1/2
+		// message displaces the oldest queued QoS 0 one, else it is dropped.
+		if om.qos == 0 || !s.dropQueuedQoS0() {
+			s.noteDrop()
+			return
+		}
+	}
+	s.queue = append(s.queue, om)
+	s.queuedBytes += size
+}
+
+// dropQueuedQoS0 removes the oldest queued QoS 0 message, if any.
+func (s *session) dropQueuedQoS0() bool {
+	for i, q := range s.queue {
+		if q.qos == 0 {
+			s.queuedBytes -= int64(len(q.msg.Payload) + len(q.msg.Topic))
+			copy(s.queue[i:], s.queue[i+1:])
+			s.queue[len(s.queue)-1] = nil
+			s.queue = s.queue[:len(s.queue)-1]
+			s.noteDrop()
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) noteDrop() {
+	s.b.stats.dropped.Add(1)
+	if !s.dropping {
+		s.dropping = true
+		s.b.log.Warn("session queue full, dropping messages", "client_id", s.id,
+			"queued", len(s.queue), "queued_bytes", s.queuedBytes)
+	}
+}
+
+// publishInflight assigns a packet id and sends om. Called with s.mu held
+// and a link attached.
+func (s *session) publishInflight(om *outMsg) {
+	om.pid = s.allocPID()
+	om.state = outPublished
+	s.inflight = append(s.inflight, om)
+	s.link.sendPublish(om.msg, om.qos, om.retain, false, om.pid, om.subIDs)
+}
+
+// allocPID returns a packet id not used by an in-flight delivery
+// [MQTT-2.3.1-2]. The window is far below 65535, so this terminates.
+func (s *session) allocPID() uint16 {
+	for {
+		s.nextPID++
+		if s.nextPID == 0 {
+			s.nextPID = 1
+		}
+		free := true
+		for _, om := range s.inflight {
+			if om.pid == s.nextPID {
+				free = false
+				break
+			}
+		}
+		if free {
+			return s.nextPID
+		}
+	}
+}
+
+// pump moves queued messages into the inflight window. Called with s.mu held.
+func (s *session) pump() {
+	if s.link == nil {
+		return
+	}
+	now := time.Now()
+	n := 0
+	for n < len(s.queue) {
+		om := s.queue[n]
+		if om.qos > 0 && len(s.inflight) >= s.sendMax {
+			break
+		}
+		n++
+		s.queuedBytes -= int64(len(om.msg.Payload) + len(om.msg.Topic))
+		if om.msg.expired(now) {
+			s.b.stats.expired.Add(1)
+			continue
+		}
+		if om.qos == 0 {
+			if !s.link.sendPublish(om.msg, 0, om.retain, false, 0, om.subIDs) {
+				s.b.stats.dropped.Add(1)
+			}
+			continue
+		}
+		s.publishInflight(om)
+	}
+	if n > 0 {
+		clear(s.queue[:n])
+		s.queue = s.queue[n:]
+		if len(s.queue) == 0 {
+			s.queue = nil
+			s.dropping = false
+		}
+	}
+}
+
+// findInflight returns the index of pid in the window, or -1.
+func (s *session) findInflight(pid uint16) int {
+	for i, om := range s.inflight {
+		if om.pid == pid {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *session) removeInflight(i int) {
+	copy(s.inflight[i:], s.inflight[i+1:])
+	s.inflight[len(s.inflight)-1] = nil
+	s.inflight = s.inflight[:len(s.inflight)-1]
+}
+
+// onPuback completes a QoS 1 delivery [MQTT-4.3.2].
+func (s *session) onPuback(pid uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.findInflight(pid); i >= 0 && s.inflight[i].qos == 1 {
+		s.removeInflight(i)
+		s.b.stats.sent.Add(1)
+		s.pump()
+	}
+}
+
+// onPubrec handles the first acknowledgement of a QoS 2 delivery; it
+// reports whether pid was known (else the caller answers PUBREL 0x92).
+func (s *session) onPubrec(pid uint16, code packet.ReasonCode) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.findInflight(pid)
+	if i < 0 || s.inflight[i].qos != 2 {
+		return false
+	}
+	if code.IsError() {
+		// [MQTT-4.3.3] a PUBREC with an error code ends the flow.
+		s.removeInflight(i)
+		s.pump()
+		return true
+	}
+	s.inflight[i].state = outReleased
+	if s.link != nil {
+		s.link.sendPubrel(pid)
+	}
+	return true
+}
+
+// onPubcomp completes a QoS 2 delivery.
+func (s *session) onPubcomp(pid uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.findInflight(pid); i >= 0 && s.inflight[i].state == outReleased {
+		s.removeInflight(i)
+		s.b.stats.sent.Add(1)
+		s.pump()
+	}
+}
+
+// resend re-sends every unacknowledged delivery in order, PUBLISH with DUP
+// or PUBREL, then fills the window [MQTT-4.4.0-1]. Called with s.mu held.
+func (s *session) resend() {
+	now := time.Now()
+	for _, om := range s.inflight {
+		switch om.state {
+		case outPublished:
+			if om.msg.expired(now) && om.qos == 1 {
+				// Not yet acknowledged but expired: 5.0 lets us drop it.
+				continue
+			}
+			s.link.sendPublish(om.msg, om.qos, om.retain, true, om.pid, om.subIDs)
+		case outReleased:
+			s.link.sendPubrel(om.pid)
+		}
+	}
+	s.pump()
+}
+
+// subscriptionIDs is a helper for tests and $SYS: number of subscriptions.
+func (s *session) subCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs)
+}
+
+func publishSize(m *Message, qos byte, subIDs []uint32, v packet.Version) int {
+	p := packet.Publish{QoS: qos, Topic: m.Topic, Payload: m.Payload, PacketID: 1, Properties: m.Props}
+	if len(subIDs) > 0 {
+		p.Properties.SubscriptionIDs = subIDs
+		p.Properties.Set(packet.PropSubscriptionID)
+	}
+	if !m.ExpiresAt.IsZero() {
+		p.Properties.Set(packet.PropMessageExpiry)
+		p.Properties.MessageExpiry = 1
+	}
+	return packet.Size(&p, v)
+}
