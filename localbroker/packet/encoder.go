@@ -1,0 +1,27 @@
+package packet
+
+import "encoding/binary"
+
+// Field encoders. Lengths must already be within range (see Validate).
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
+	return append(dst, s...)
+}
+
+func appendBinary(dst []byte, b []byte) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(b)))
+	return append(dst, b...)
+}
+
+// appendHeader appends a fixed header: the type, flags and remaining length.
+func appendHeader(dst []byte, t Type, flags byte, remaining int) []byte {
+	return appendVarint(append(dst, byte(t)<<4|flags&0x0f), remaining)
+}
+
+// propsField returns the size of a properties block including its
+// Property Length, and the Property Length value.
+func propsField(p *Properties, set *propSet) (size, n int) {
+	n = propsLen(p, set)
+	return varintLen(n) + n, n
+}
