@@ -31,10 +31,13 @@ type Tree[K comparable, V any] struct {
 // node is one level of the trie. A node is reached by the filter levels from
 // the root to it; subs holds the filters that end at the node, hash the
 // filters that continue with a final "#" level (for the root: the filter
-// "#"). Literal levels are in children, the '+' level in plus.
+// "#"). Literal levels are in kids while there are few of them (a scan
+// of a few names beats hashing the level), in children past maxKids; the
+// '+' level is in plus.
 type node[K comparable, V any] struct {
 	parent   *node[K, V]
 	name     string // level that leads here from parent ("+" for a plus node)
+	kids     []*node[K, V]
 	children map[string]*node[K, V]
 	plus     *node[K, V]
 	subs     subList[K, V]
@@ -42,7 +45,65 @@ type node[K comparable, V any] struct {
 }
 
 func (n *node[K, V]) empty() bool {
-	return len(n.children) == 0 && n.plus == nil && len(n.subs.list) == 0 && len(n.hash.list) == 0
+	return len(n.kids) == 0 && len(n.children) == 0 && n.plus == nil &&
+		len(n.subs.list) == 0 && len(n.hash.list) == 0
+}
+
+// maxKids is the number of literal children a node keeps in its kids slice
+// before it moves them to the children map.
+const maxKids = 8
+
+// child returns n's child for the literal level lvl, or nil.
+func (n *node[K, V]) child(lvl string) *node[K, V] {
+	if n.children != nil {
+		return n.children[lvl]
+	}
+	for _, k := range n.kids {
+		if k.name == lvl {
+			return k
+		}
+	}
+	return nil
+}
+
+// addChild adds c, whose name is not yet a child of n.
+func (n *node[K, V]) addChild(c *node[K, V]) {
+	switch {
+	case n.children != nil:
+		n.children[c.name] = c
+	case len(n.kids) < maxKids:
+		n.kids = append(n.kids, c)
+	default:
+		n.children = make(map[string]*node[K, V], 2*maxKids)
+		for _, k := range n.kids {
+			n.children[k.name] = k
+		}
+		n.children[c.name] = c
+		n.kids = nil
+	}
+}
+
+// removeChild detaches the literal child c.
+func (n *node[K, V]) removeChild(c *node[K, V]) {
+	if n.children != nil {
+		delete(n.children, c.name)
+		if len(n.children) == 0 {
+			n.children = nil
+		}
+		return
+	}
+	for i, k := range n.kids {
+		if k == c {
+			last := len(n.kids) - 1
+			n.kids[i] = n.kids[last]
+			n.kids[last] = nil
+			n.kids = n.kids[:last]
+			break
+		}
+	}
+	if len(n.kids) == 0 {
+		n.kids = nil
+	}
 }
 
 // Add subscribes key to filter with value v and reports whether key was
@@ -71,7 +132,7 @@ func (t *Tree[K, V]) Add(filter string, key K, v V) (replaced bool) {
 			}
 			c = n.plus
 		} else {
-			c = n.children[lvl]
+			c = n.child(lvl)
 			if c == nil {
 				// Names are cut from a private copy of the filter so
 				// that the trie does not pin the caller's (possibly
@@ -80,10 +141,7 @@ func (t *Tree[K, V]) Add(filter string, key K, v V) (replaced bool) {
 					owned = strings.Clone(filter)
 				}
 				c = &node[K, V]{parent: n, name: owned[off : off+len(lvl)]}
-				if n.children == nil {
-					n.children = make(map[string]*node[K, V])
-				}
-				n.children[c.name] = c
+				n.addChild(c)
 			}
 		}
 		n = c
@@ -116,7 +174,7 @@ func (t *Tree[K, V]) find(filter string) (*node[K, V], *subList[K, V]) {
 		if lvl == "+" {
 			n = n.plus
 		} else {
-			n = n.children[lvl]
+			n = n.child(lvl)
 		}
 		if n == nil {
 			return nil, nil
@@ -155,10 +213,7 @@ func (t *Tree[K, V]) Remove(filter string, key K) bool {
 		if p.plus == n {
 			p.plus = nil
 		} else {
-			delete(p.children, n.name)
-			if len(p.children) == 0 {
-				p.children = nil
-			}
+			p.removeChild(n)
 		}
 		n.parent = nil
 		n = p
@@ -199,7 +254,7 @@ func (t *Tree[K, V]) Match(topic string, fn func(key K, v V)) {
 	if !dollar && r.plus != nil {
 		r.plus.match(rest, more, fn)
 	}
-	if c := r.children[lvl]; c != nil {
+	if c := r.child(lvl); c != nil {
 		c.match(rest, more, fn)
 	}
 }
@@ -219,7 +274,7 @@ func (n *node[K, V]) match(rest string, more bool, fn func(K, V)) {
 		if n.plus != nil {
 			n.plus.match(r, m, fn)
 		}
-		c := n.children[lvl]
+		c := n.child(lvl)
 		if c == nil {
 			return
 		}
