@@ -1,0 +1,769 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outpost-gw/outpost/localbroker"
+)
+
+// examplesDir returns the absolute path of configs/examples (demo TLS files,
+// password file, ACL).
+func examplesDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "configs", "examples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// writeConfig writes doc, with {{ex}} replaced by examplesDir, to a file in a
+// fresh temporary folder and returns its path.
+func writeConfig(t *testing.T, doc string) string {
+	t.Helper()
+	doc = strings.ReplaceAll(doc, "{{ex}}", examplesDir(t))
+	path := filepath.Join(t.TempDir(), "outpost.toml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// markedLine returns the 1-based line of doc that holds the marker "#<-".
+func markedLine(t *testing.T, doc string) int {
+	t.Helper()
+	for i, l := range strings.Split(doc, "\n") {
+		if strings.Contains(l, "#<-") {
+			return i + 1
+		}
+	}
+	t.Fatalf("no #<- marker in:\n%s", doc)
+	return 0
+}
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default() does not validate: %v", err)
+	}
+	if c.DataDir != "./outpost-data" || c.Log != (LogConfig{Level: "info", Format: "text"}) {
+		t.Errorf("Default() data_dir/log = %q/%+v", c.DataDir, c.Log)
+	}
+	want := []ListenerConfig{{Name: "default", Type: "tcp", Address: ":1883", AllowAnonymous: true}}
+	if !reflect.DeepEqual(c.Listeners, want) {
+		t.Errorf("Default().Listeners = %+v; want %+v", c.Listeners, want)
+	}
+	// Default returns a fresh value each time.
+	c.Listeners[0].Name = "changed"
+	if Default().Listeners[0].Name != "default" {
+		t.Error("Default() shares state between calls")
+	}
+}
+
+// The defaults of BrokerConfig must give the broker what its own zero values
+// mean (see localbroker.Options), except where the config says otherwise.
+func TestDefaultBrokerOptions(t *testing.T) {
+	opts := Default().BrokerOptions()
+	retain := true
+	want := localbroker.Options{
+		Listeners:           []localbroker.ListenerOptions{{Name: "default", Kind: "tcp", Address: ":1883", AllowAnonymous: true}},
+		MaxConnections:      10000,
+		MaxPacketSize:       1 << 20,
+		ConnectTimeout:      10 * time.Second,
+		ReceiveMaximum:      64,
+		MaxInflight:         64,
+		MaxQueuedMessages:   1000,
+		MaxQueuedBytes:      16 << 20,
+		MaxOutboundBytes:    4 << 20,
+		WriteTimeout:        30 * time.Second,
+		MaxTopicLength:      65535,
+		MaxTopicLevels:      128,
+		MaxKeepAlive:        0,
+		MaxSessionExpiry:    0,
+		TopicAliasMaximum:   64,
+		RetainAvailable:     &retain,
+		SysInterval:         10 * time.Second,
+		MaxRetainedMessages: 100000,
+	}
+	if !reflect.DeepEqual(opts, want) {
+		t.Errorf("BrokerOptions() =\n%+v\nwant\n%+v", opts, want)
+	}
+}
+
+// Every field of localbroker.Options and ListenerOptions has a config key: a
+// config with every key set to a non-default value gives options where every
+// field is set. When the broker gains a field, this test fails until the
+// config has a key for it.
+func TestBrokerOptionsMapsEveryField(t *testing.T) {
+	path := writeConfig(t, `
+[broker]
+max_connections = 7
+max_packet_size = "64KiB"
+connect_timeout = "3s"
+receive_maximum = 8
+max_inflight = 9
+max_queued_messages = 10
+max_queued_bytes = "1MiB"
+max_outbound_bytes = "2MiB"
+write_timeout = "4s"
+max_topic_length = 100
+max_topic_levels = 5
+max_keepalive = "60s"
+max_session_expiry = "1h"
+topic_alias_maximum = 11
+retain_available = false
+sys_interval = "0s"
+max_retained_messages = 12
+
+[[listener]]
+name = "all"
+type = "wss"
+address = "127.0.0.1:0"
+allow_anonymous = true
+password_file = "{{ex}}/demo-passwd"
+acl_file = "{{ex}}/demo-acl"
+ws_path = "/ws"
+[listener.tls]
+cert_file = "{{ex}}/demo-server.pem"
+key_file = "{{ex}}/demo-server.key"
+ca_file = "{{ex}}/demo-ca.pem"
+require_client_cert = true
+use_cn_as_username = true
+`)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := c.BrokerOptions()
+	if *opts.RetainAvailable || opts.SysInterval >= 0 || opts.MaxKeepAlive != 60 {
+		t.Errorf("retain %v, sys interval %v, keepalive %d; want false, negative (off), 60",
+			*opts.RetainAvailable, opts.SysInterval, opts.MaxKeepAlive)
+	}
+	checkAllSet(t, "Options", reflect.ValueOf(opts), "Logger", "Listeners")
+	if len(opts.Listeners) != 1 {
+		t.Fatalf("%d listeners", len(opts.Listeners))
+	}
+	checkAllSet(t, "ListenerOptions", reflect.ValueOf(opts.Listeners[0]))
+}
+
+func checkAllSet(t *testing.T, what string, v reflect.Value, except ...string) {
+	t.Helper()
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		if !strings.Contains(strings.Join(except, ","), name) && v.Field(i).IsZero() {
+			t.Errorf("localbroker.%s.%s has no config key (or the config does not set it)", what, name)
+		}
+	}
+}
+
+func TestLoadKeepsDefaultsForMissingKeys(t *testing.T) {
+	c, err := Load(writeConfig(t, "[broker]\nmax_connections = 5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Broker.MaxConnections = 5
+	want.DataDir = filepath.Join(filepath.Dir(c.DataDir), "outpost-data")
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("Load =\n%+v\nwant\n%+v", c, want)
+	}
+}
+
+func TestLoadListenersReplaceTheDefault(t *testing.T) {
+	c, err := Load(writeConfig(t, `
+[[listener]]
+address = "127.0.0.1:1884"
+[[listener]]
+name = "web"
+type = "ws"
+address = ":8080"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ListenerConfig{
+		{Name: "tcp@127.0.0.1:1884", Type: "tcp", Address: "127.0.0.1:1884"},
+		{Name: "web", Type: "ws", Address: ":8080", WSPath: "/mqtt"},
+	}
+	if !reflect.DeepEqual(c.Listeners, want) {
+		t.Errorf("listeners = %+v; want %+v", c.Listeners, want)
+	}
+}
+
+func TestLoadResolvesRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "conf")
+	if err := os.MkdirAll(filepath.Join(sub, "auth"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"auth/passwd", "auth/acl"} {
+		if err := os.WriteFile(filepath.Join(sub, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc := `data_dir = "state"
+[[listener]]
+address = ":1883"
+password_file = "auth/passwd"
+acl_file = "/abs/is/kept"
+`
+	path := filepath.Join(sub, "outpost.toml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// acl_file is absolute and does not exist: the error shows it unchanged.
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), "/abs/is/kept") {
+		t.Fatalf("Load = %v; want an error about /abs/is/kept", err)
+	}
+	doc = strings.Replace(doc, "/abs/is/kept", "auth/acl", 1)
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Load from another working directory, through a relative path.
+	t.Chdir(dir)
+	c, err := Load(filepath.Join("conf", "outpost.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Listeners[0]
+	if c.DataDir != filepath.Join(sub, "state") || l.PasswordFile != filepath.Join(sub, "auth/passwd") || l.ACLFile != filepath.Join(sub, "auth/acl") {
+		t.Errorf("data_dir %q, password_file %q, acl_file %q; want them under %s", c.DataDir, l.PasswordFile, l.ACLFile, sub)
+	}
+}
+
+// Each case is a document with one problem, on the line marked "#<-"; the
+// error must name the file, that line and the key, as "file:line: key: ".
+func TestLoadErrors(t *testing.T) {
+	cases := []struct {
+		name, key, msg, doc string
+	}{
+		{"unknown top-level key", "bogus", "unknown key", `
+data_dir = "d"
+bogus = 1 #<-
+`},
+		{"unknown broker key", "broker.max_conections", "unknown key", `
+[broker]
+max_connections = 5
+max_conections = 5 #<-
+`},
+		{"unknown table", "brokr", "unknown key", `
+[log]
+level = "info"
+[brokr] #<-
+max_connections = 5
+`},
+		{"unknown key in the second listener", "listener[1].adress", "unknown key", `
+[[listener]]
+address = ":1"
+[[listener]]
+name = "b"
+adress = ":2" #<-
+`},
+		{"unknown key in a tls table", "listener[0].tls.certfile", "unknown key", `
+[[listener]]
+type = "tls"
+address = ":8883"
+[listener.tls]
+cert_file = "{{ex}}/demo-server.pem"
+key_file = "{{ex}}/demo-server.key"
+certfile = "x" #<-
+`},
+		{"string for an integer", "broker.max_connections", "want an integer, got a string", `
+[broker]
+max_connections = "many" #<-
+`},
+		{"dotted key", "broker.max_connections", "must be at least 1, not -5", `
+data_dir = "d"
+broker.max_connections = -5 #<-
+`},
+		{"wrong type in the first of two listeners", "listener[0].allow_anonymous", "want a boolean (true or false), got a string", `
+[[listener]]
+address = ":1"
+allow_anonymous = "yes" #<-
+[[listener]]
+address = ":2"
+allow_anonymous = true
+`},
+		{"string for a table", "log", "want a table, got a string", `
+log = "debug" #<-
+`},
+		{"float for an integer", "broker.max_inflight", "want an integer, got a float", `
+[broker]
+max_inflight = 1.5 #<-
+`},
+		{"table for a listener array", "listener", "want an array of tables, got a table", `
+[listener] #<-
+address = ":1"
+`},
+		{"size with a bad unit", "broker.max_packet_size", `unknown unit "MiBs"`, `
+[broker]
+max_packet_size = "1MiBs" #<-
+`},
+		{"negative size", "broker.max_queued_bytes", "must not be negative", `
+[broker]
+max_queued_bytes = -1 #<-
+`},
+		{"negative size string", "broker.max_outbound_bytes", "must not be negative", `
+[broker]
+max_outbound_bytes = "-4MiB" #<-
+`},
+		{"size as a float", "broker.max_queued_bytes", "got a float", `
+[broker]
+max_queued_bytes = 1.5 #<-
+`},
+		{"zero size", "broker.max_outbound_bytes", "must be at least 1 byte", `
+[broker]
+max_outbound_bytes = 0 #<-
+`},
+		{"packet size too large", "broker.max_packet_size", "out of range (1 to 268435460 bytes)", `
+[broker]
+max_packet_size = "1GiB" #<-
+`},
+		{"duration without a unit", "broker.connect_timeout", `invalid duration "10"`, `
+[broker]
+connect_timeout = "10" #<-
+`},
+		{"duration as an integer", "broker.write_timeout", "want a duration string", `
+[broker]
+write_timeout = 30 #<-
+`},
+		{"negative duration", "broker.connect_timeout", "must be more than 0s, not -1s", `
+[broker]
+connect_timeout = "-1s" #<-
+`},
+		{"negative session expiry", "broker.max_session_expiry", "must not be negative", `
+[broker]
+max_session_expiry = "-1h" #<-
+`},
+		{"negative sys interval", "broker.sys_interval", "must not be negative", `
+[broker]
+sys_interval = "-10s" #<-
+`},
+		{"keepalive not in whole seconds", "broker.max_keepalive", "not a whole number of seconds", `
+[broker]
+max_keepalive = "1500ms" #<-
+`},
+		{"keepalive too long", "broker.max_keepalive", "out of range (0s to 18h12m15s)", `
+[broker]
+max_keepalive = "20h" #<-
+`},
+		{"receive maximum too large", "broker.receive_maximum", "70000 is out of range (1 to 65535)", `
+[broker]
+receive_maximum = 70000 #<-
+`},
+		{"zero topic alias maximum", "broker.topic_alias_maximum", "0 is out of range (1 to 65535)", `
+[broker]
+topic_alias_maximum = 0 #<-
+`},
+		{"zero max connections", "broker.max_connections", "must be at least 1, not 0", `
+[broker]
+max_connections = 0 #<-
+`},
+		{"unknown log level", "log.level", `unknown level "verbose"`, `
+[log]
+level = "verbose" #<-
+format = "json"
+`},
+		{"unknown log format", "log.format", `unknown format "xml"`, `
+[log]
+format = "xml" #<-
+`},
+		{"empty data dir", "data_dir", "must not be empty", `
+data_dir = "" #<-
+`},
+		{"no listeners", "listener", "at least one listener", `
+listener = [] #<-
+`},
+		{"unknown listener type", "listener[1].type", `unknown listener type "udp"`, `
+[[listener]]
+address = ":1"
+[[listener]]
+address = ":2"
+type = "udp" #<-
+`},
+		{"port out of range", "listener[0].address", `port "70000" is out of range`, `
+[[listener]]
+name = "a"
+address = ":70000" #<-
+`},
+		{"service name for a port", "listener[0].address", `port "mqtt" is out of range`, `
+[[listener]]
+address = "localhost:mqtt" #<-
+`},
+		{"address without a port", "listener[0].address", `"localhost" is not host:port: missing port in address`, `
+[[listener]]
+address = "localhost" #<-
+`},
+		{"missing address", "listener[1].address", "is required", `
+[[listener]]
+address = ":1"
+[[listener]] #<-
+name = "b"
+`},
+		{"duplicate listener names", "listener[1].name", `listener name "a" is already used by listener[0]`, `
+[[listener]]
+name = "a"
+address = ":1"
+[[listener]]
+name = "a" #<-
+address = ":2"
+`},
+		{"duplicate implied names", "listener[1].name", `listener name "tcp@:1" is already used`, `
+[[listener]]
+address = ":1"
+[[listener]] #<-
+address = ":1"
+`},
+		{"tls without a certificate", "listener[0].tls.cert_file", "a tls listener needs a certificate", `
+[[listener]] #<-
+type = "tls"
+address = ":8883"
+`},
+		{"wss without a key", "listener[0].tls.key_file", "needs the certificate's private key", `
+[[listener]]
+type = "wss"
+address = ":8443"
+[listener.tls] #<-
+cert_file = "{{ex}}/demo-server.pem"
+`},
+		{"missing certificate file", "listener[0].tls.cert_file", "no such file or directory", `
+[[listener]]
+type = "tls"
+address = ":8883"
+[listener.tls]
+cert_file = "nope.pem" #<-
+key_file = "{{ex}}/demo-server.key"
+`},
+		{"certificate and key that do not match", "listener[0].tls.cert_file", "cannot load the certificate and key", `
+[[listener]]
+type = "tls"
+address = ":8883"
+[listener.tls]
+cert_file = "{{ex}}/demo-ca.pem" #<-
+key_file = "{{ex}}/demo-server.key"
+`},
+		{"ca file that is not PEM", "listener[0].tls.ca_file", "holds no PEM certificate", `
+[[listener]]
+type = "tls"
+address = ":8883"
+[listener.tls]
+cert_file = "{{ex}}/demo-server.pem"
+key_file = "{{ex}}/demo-server.key"
+ca_file = "{{ex}}/demo-acl" #<-
+`},
+		{"client certificates without a CA", "listener[0].tls.require_client_cert", "needs ca_file", `
+[[listener]]
+type = "tls"
+address = ":8883"
+[listener.tls]
+cert_file = "{{ex}}/demo-server.pem"
+key_file = "{{ex}}/demo-server.key"
+require_client_cert = true #<-
+`},
+		{"CN as username without client certificates", "listener[0].tls.use_cn_as_username", "needs require_client_cert", `
+[[listener]]
+type = "tls"
+address = ":8883"
+[listener.tls]
+cert_file = "{{ex}}/demo-server.pem"
+key_file = "{{ex}}/demo-server.key"
+ca_file = "{{ex}}/demo-ca.pem"
+use_cn_as_username = true #<-
+`},
+		{"tls settings on a tcp listener", "listener[0].tls", "applies only to tls and wss listeners, not tcp", `
+[[listener]]
+address = ":1883"
+[listener.tls] #<-
+cert_file = "{{ex}}/demo-server.pem"
+`},
+		{"ws path on a tcp listener", "listener[0].ws_path", "applies only to ws and wss listeners", `
+[[listener]]
+address = ":1883"
+ws_path = "/mqtt" #<-
+`},
+		{"ws path without a slash", "listener[0].ws_path", `"mqtt" must start with /`, `
+[[listener]]
+type = "ws"
+address = ":8080"
+ws_path = "mqtt" #<-
+`},
+		{"missing password file", "listener[0].password_file", "no such file or directory", `
+[[listener]]
+address = ":1883"
+password_file = "passwd" #<-
+`},
+		{"acl file that is a folder", "listener[0].acl_file", "is not a regular file", `
+[[listener]]
+address = ":1883"
+acl_file = "{{ex}}" #<-
+`},
+		{"second element of an inline listener array", "listener[1].address", `port "x" is out of range`, `
+listener = [
+  { name = "a", address = ":1" },
+  { name = "b", address = ":x" }, #<-
+]
+`},
+		{"syntax error", "", "expected a comma", `
+[broker]
+max_connections = [1 2] #<-
+`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, tc.doc)
+			_, err := Load(path)
+			if err == nil {
+				t.Fatalf("Load accepted:\n%s", tc.doc)
+			}
+			prefix := fmt.Sprintf("%s:%d: ", path, markedLine(t, tc.doc))
+			if tc.key != "" {
+				prefix += tc.key + ": "
+			}
+			if !strings.Contains(err.Error(), prefix) || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("Load error:\n%v\nwant it to contain %q and %q", err, prefix, tc.msg)
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Errorf("Load error %T is not a *ConfigError", err)
+			}
+		})
+	}
+}
+
+// Every problem is reported, in line order, not just the first.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	path := writeConfig(t, `[broker]
+max_connections = -1
+nope = 1
+[[listener]]
+address = ":99999"
+type = "tls"
+`)
+	_, err := Load(path)
+	if err == nil {
+		t.Fatal("Load accepted a broken file")
+	}
+	want := []string{
+		path + ":2: broker.max_connections: must be at least 1",
+		path + ":3: broker.nope: unknown key",
+		path + ":4: listener[0].tls.cert_file: ",
+		path + ":4: listener[0].tls.key_file: ",
+		path + ":5: listener[0].address: ",
+	}
+	got := strings.Split(err.Error(), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("Load error has %d lines:\n%v\nwant %d", len(got), err, len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("line %d of the error = %q; want the prefix %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestValidateWithoutFile(t *testing.T) {
+	c := Default()
+	c.Listeners[0].Address = "nowhere"
+	err := c.Validate()
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Key != "listener[0].address" || ce.Line != 0 || ce.File != "" {
+		t.Fatalf("Validate = %#v", err)
+	}
+	if !strings.HasPrefix(err.Error(), "listener[0].address: ") {
+		t.Errorf("Validate error %q; want it to start with the key", err)
+	}
+}
+
+func TestConfigErrorFormat(t *testing.T) {
+	for _, tc := range []struct {
+		e    ConfigError
+		want string
+	}{
+		{ConfigError{File: "f.toml", Line: 3, Key: "a.b", Msg: "bad"}, "f.toml:3: a.b: bad"},
+		{ConfigError{File: "f.toml", Line: 3, Msg: "syntax"}, "f.toml:3: syntax"},
+		{ConfigError{File: "f.toml", Key: "a", Msg: "bad"}, "f.toml: a: bad"},
+		{ConfigError{Key: "a", Msg: "bad"}, "a: bad"},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("%+v.Error() = %q; want %q", tc.e, got, tc.want)
+		}
+	}
+}
+
+// roundTrip writes c with WriteTOML and loads the result again.
+func roundTrip(t *testing.T, c *Config) *Config {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := c.WriteTOML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "effective.toml")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(path)
+	if err != nil {
+		t.Fatalf("loading the output of WriteTOML: %v\n%s", err, buf.String())
+	}
+	return back
+}
+
+func TestWriteTOMLRoundTrip(t *testing.T) {
+	path := writeConfig(t, `
+data_dir = "/srv/outpost"
+[log]
+level = "debug"
+format = "json"
+[broker]
+max_connections = 3
+max_packet_size = 1000
+max_queued_bytes = "16MB"
+max_outbound_bytes = 1048577
+connect_timeout = "1m30s"
+max_keepalive = "5m"
+max_session_expiry = "168h"
+retain_available = false
+sys_interval = "0s"
+[[listener]]
+name = "plain"
+address = "127.0.0.1:0"
+[[listener]]
+type = "wss"
+address = "[::1]:8443"
+password_file = "{{ex}}/demo-passwd"
+acl_file = "{{ex}}/demo-acl"
+[listener.tls]
+cert_file = "{{ex}}/demo-server.pem"
+key_file = "{{ex}}/demo-server.key"
+ca_file = "{{ex}}/demo-ca.pem"
+require_client_cert = true
+use_cn_as_username = true
+[[listener]]
+type = "ws"
+address = ":8080"
+ws_path = "/live"
+`)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back := roundTrip(t, c); !reflect.DeepEqual(back, c) {
+		t.Errorf("round trip:\n%+v\nwant\n%+v", back, c)
+	}
+
+	// The defaults print and load back too (data_dir, being relative, moves
+	// with the file).
+	d := Default()
+	back := roundTrip(t, d)
+	back.DataDir = d.DataDir
+	if !reflect.DeepEqual(back, d) {
+		t.Errorf("round trip of Default():\n%+v\nwant\n%+v", back, d)
+	}
+}
+
+func TestWriteTOMLIsReadable(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Default().WriteTOML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`data_dir = "./outpost-data"`,
+		"[broker]\nmax_connections = 10000\n",
+		`max_packet_size = "1MiB"`,
+		`connect_timeout = "10s"`,
+		"[[listener]]\nname = \"default\"\n",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("WriteTOML output lacks %q:\n%s", want, buf.String())
+		}
+	}
+	if strings.Contains(buf.String(), "[listener.tls]") || strings.Contains(buf.String(), "ws_path") {
+		t.Errorf("WriteTOML prints tls or ws settings for a tcp listener:\n%s", buf.String())
+	}
+}
+
+// configKeys lists every key of the schema, e.g. "broker.max_connections",
+// "listener.tls.cert_file" (array elements without an index).
+func configKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
+		key := joinKey(prefix, name)
+		ft := t.Field(i).Type
+		if ft.Kind() == reflect.Slice {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct {
+			keys = append(keys, configKeys(ft, key)...)
+		} else {
+			keys = append(keys, key)
+		}
+	}
+	return keys
+}
+
+// Every file in configs/ loads and validates.
+func TestExampleConfigsLoad(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "configs", "*.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 {
+		t.Fatalf("found %d files in configs/; want outpost.toml, secure-lan.toml and any others", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			c, err := Load(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatalf("loaded, but Validate fails: %v", err)
+			}
+			if _, err := New(c, nil); err != nil {
+				t.Fatalf("gateway.New: %v", err)
+			}
+			if back := roundTrip(t, c); !reflect.DeepEqual(back, c) {
+				t.Errorf("round trip:\n%+v\nwant\n%+v", back, c)
+			}
+		})
+	}
+}
+
+// configs/outpost.toml holds the defaults and documents every key.
+func TestReferenceConfigIsTheDefault(t *testing.T) {
+	path := filepath.Join("..", "configs", "outpost.toml")
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	dir, _ := filepath.Abs(filepath.Dir(path))
+	want.DataDir = filepath.Join(dir, "outpost-data")
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("configs/outpost.toml gives\n%+v\nnot the defaults\n%+v", c, want)
+	}
+
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range configKeys(reflect.TypeFor[Config](), "") {
+		leaf := key[strings.LastIndexByte(key, '.')+1:]
+		// Set, or shown commented out ("#key = ..."), after a comment.
+		re := regexp.MustCompile(`(?m)^# .*\n#?` + regexp.QuoteMeta(leaf) + ` = `)
+		if !re.Match(data) {
+			t.Errorf("configs/outpost.toml does not document %s (want a comment, then %q or \"#%s = \")", key, leaf+" = ", leaf)
+		}
+	}
+}

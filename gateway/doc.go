@@ -1,0 +1,22 @@
+// Package gateway turns a TOML config into a running Outpost: it owns the
+// config schema and its validation, builds the components (spool, broker,
+// MQTT-SN transports, uplinks) from it, and runs them in dependency order.
+//
+// # Config
+//
+// Load reads a TOML file strictly: an unknown key, a value of the wrong type
+// or a value out of range is a *ConfigError that names the key and its line
+// ("outpost.toml:12: listener[1].address: ..."). Keys the file leaves out
+// keep the defaults of Default, which are also the embedded config used when
+// no file is given. Relative paths in a file (data_dir, password_file,
+// acl_file, and the tls cert_file, key_file and ca_file) are relative to the
+// folder that holds the file, not to the working directory.
+// configs/outpost.toml in the repository documents every key.
+//
+// # Lifecycle
+//
+// New builds the components and starts nothing. Run starts them one after
+// the other, each once the one before is ready, and on cancellation stops
+// them in reverse order, waiting for each; if one fails to start, those
+// already started are stopped again (rollback).
+package gateway

@@ -1,0 +1,223 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/outpost-gw/outpost/localbroker"
+)
+
+// component is one part of the gateway (spool, broker, MQTT-SN transport,
+// uplink). Run blocks until ctx is done or the component fails, and returns
+// only after every goroutine it started has exited; after ctx is done a clean
+// stop returns nil (or context.Canceled, which counts as nil).
+type component interface {
+	Name() string
+	Run(ctx context.Context) error
+}
+
+// readier is implemented by components that need time before the next one
+// may start (binding sockets, opening a store). Ready is closed once the
+// component is useful; a nil channel means "ready as soon as Run is called".
+type readier interface {
+	Ready() <-chan struct{}
+}
+
+// addresser is implemented by components that bind network addresses; the
+// gateway logs them once the component is ready.
+type addresser interface {
+	Addrs() map[string]net.Addr
+}
+
+// Gateway runs the components of one Outpost process in dependency order.
+type Gateway struct {
+	log        *slog.Logger
+	components []component // start order; stopped in reverse
+	ready      chan struct{}
+	started    atomic.Bool
+}
+
+// New builds every component from cfg, in dependency order, and starts
+// nothing. A nil logger means slog.Default(). cfg must not change afterwards.
+func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
+	if cfg == nil {
+		return nil, errors.New("gateway: nil config")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+
+	// The order is the dependency order: each component may use those before
+	// it. The spool will come first (the broker persists into it); MQTT-SN
+	// transports and uplinks will follow the broker, whose clients they are.
+	var comps []component
+
+	bopts := cfg.BrokerOptions()
+	bopts.Logger = logger.With("component", "broker")
+	b, err := localbroker.New(bopts, localbroker.Deps{})
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	comps = append(comps, brokerComponent{b})
+
+	return newGateway(logger, comps), nil
+}
+
+func newGateway(logger *slog.Logger, comps []component) *Gateway {
+	return &Gateway{
+		log:        logger.With("component", "gateway"),
+		components: comps,
+		ready:      make(chan struct{}),
+	}
+}
+
+// brokerComponent names the broker in the gateway's component list.
+type brokerComponent struct{ *localbroker.Broker }
+
+func (brokerComponent) Name() string { return "broker" }
+
+// Ready is closed once every component has started and is ready.
+func (g *Gateway) Ready() <-chan struct{} { return g.ready }
+
+// errStopRequested reports that ctx ended while a component was starting.
+var errStopRequested = errors.New("stop requested")
+
+// running is one started component.
+type running struct {
+	c        component
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when Run has returned; err is then set
+	err      error
+	reported bool // err is already part of the error Run returns
+}
+
+// Run starts the components one after the other, each once the one before
+// it is ready, and then runs until ctx is done, when it stops them in reverse
+// order, waiting for each, and returns nil if all stopped cleanly.
+//
+// If a component fails to start, or stops on its own while the gateway runs,
+// Run stops those already started (in reverse order) and returns the
+// failure. Run may be called once.
+func (g *Gateway) Run(ctx context.Context) error {
+	if !g.started.CompareAndSwap(false, true) {
+		return errors.New("gateway: Run called more than once")
+	}
+	exited := make(chan *running, len(g.components))
+	var started []*running
+	for _, c := range g.components {
+		r := g.start(ctx, c, exited)
+		started = append(started, r)
+		err := g.awaitReady(ctx, r, exited)
+		if errors.Is(err, errStopRequested) {
+			g.log.Info("stop requested while starting", "starting", c.Name())
+			return g.stop(started)
+		}
+		if err != nil {
+			g.log.Error("start failed; stopping what was started", "err", err)
+			return errors.Join(err, g.stop(started))
+		}
+		g.logAddrs(c)
+	}
+	close(g.ready)
+	g.log.Info("gateway ready", "components", len(started))
+
+	select {
+	case <-ctx.Done():
+		g.log.Info("stopping")
+		return g.stop(started)
+	case r := <-exited:
+		err := r.failure("stopped unexpectedly")
+		g.log.Error("component stopped; stopping the others", "err", err)
+		return errors.Join(err, g.stop(started))
+	}
+}
+
+// start runs c in its own goroutine, under a context of its own so that the
+// components can be stopped one by one.
+func (g *Gateway) start(ctx context.Context, c component, exited chan<- *running) *running {
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r := &running{c: c, cancel: cancel, done: make(chan struct{})}
+	g.log.Info("starting", "name", c.Name())
+	go func() {
+		r.err = c.Run(cctx)
+		close(r.done)
+		exited <- r
+	}()
+	return r
+}
+
+// awaitReady waits until r is ready, a started component exits, or ctx ends.
+func (g *Gateway) awaitReady(ctx context.Context, r *running, exited <-chan *running) error {
+	var ready <-chan struct{}
+	if rd, ok := r.c.(readier); ok {
+		ready = rd.Ready()
+	}
+	if ready == nil {
+		return nil
+	}
+	select {
+	case <-ready:
+		return nil
+	case x := <-exited:
+		if x == r {
+			return x.failure("stopped before it was ready")
+		}
+		return x.failure(fmt.Sprintf("stopped while %s was starting", r.c.Name()))
+	case <-ctx.Done():
+		return errStopRequested
+	}
+}
+
+// failure describes a component that exited on its own.
+func (r *running) failure(what string) error {
+	r.reported = true
+	if r.err == nil {
+		return fmt.Errorf("%s %s", r.c.Name(), what)
+	}
+	return fmt.Errorf("%s %s: %w", r.c.Name(), what, r.err)
+}
+
+// stop cancels the started components in reverse order, waiting for each to
+// return before cancelling the one before it.
+func (g *Gateway) stop(started []*running) error {
+	var errs []error
+	for _, r := range slices.Backward(started) {
+		t0 := time.Now()
+		r.cancel()
+		<-r.done
+		switch {
+		case r.reported:
+		case r.err != nil && !errors.Is(r.err, context.Canceled):
+			g.log.Error("stopped with an error", "name", r.c.Name(), "err", r.err)
+			errs = append(errs, fmt.Errorf("%s: %w", r.c.Name(), r.err))
+			continue
+		}
+		g.log.Info("stopped", "name", r.c.Name(), "took", time.Since(t0).Round(time.Millisecond))
+	}
+	return errors.Join(errs...)
+}
+
+func (g *Gateway) logAddrs(c component) {
+	a, ok := c.(addresser)
+	if !ok {
+		return
+	}
+	addrs := a.Addrs()
+	names := make([]string, 0, len(addrs))
+	for n := range addrs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		g.log.Info("listening", "name", c.Name(), "listener", n, "address", addrs[n].String())
+	}
+}
