@@ -36,8 +36,10 @@ build:
 run: build
 	./$(BIN)/outpost run
 
+# Debian installs the mosquitto broker in /usr/sbin, which is not on every
+# user's PATH; the tests look their peers up on PATH.
 test: peers fmt-check vet
-	$(GO) test -race -count=1 -timeout 9m ./...
+	PATH="$$PATH:/usr/sbin:/sbin" $(GO) test -race -count=1 -timeout 9m ./...
 
 peers:
 	@scripts/test-peers.sh
