@@ -62,8 +62,8 @@ func TestValidFilter(t *testing.T) {
 		{"MQTT-1.5.4-1", "caf\u00e9/+", 0, 0, nil},
 		{"MQTT-1.5.4-1", "\U0001F600/#", 0, 0, nil},
 		{"MQTT-1.5.4-1", "a/\xff", 0, 0, ErrInvalidUTF8},
-		{"MQTT-1.5.4-1", "a/\xc3", 0, 0, ErrInvalidUTF8},        // truncated sequence
-		{"MQTT-1.5.4-1", "\xc0\xaf", 0, 0, ErrInvalidUTF8},      // overlong '/'
+		{"MQTT-1.5.4-1", "a/\xc3", 0, 0, ErrInvalidUTF8},         // truncated sequence
+		{"MQTT-1.5.4-1", "\xc0\xaf", 0, 0, ErrInvalidUTF8},       // overlong '/'
 		{"MQTT-1.5.4-1", "a/\xed\xa0\x80", 0, 0, ErrInvalidUTF8}, // surrogate U+D800
 		{"MQTT-1.5.4-1", "\xef\xbf\xbd", 0, 0, nil},              // U+FFFD itself is fine
 		// [MQTT-1.5.4-3]: U+FEFF is kept, not stripped.
