@@ -111,7 +111,7 @@ var exampleCases = []aclCase{
 	// Wildcards in a username or client id disable the patterns.
 	{"e1", "ev+il", "evil/ok", Write, true}, // own block first
 	{"e1", "ev+il", "dev/e1/x", Write, false},
-	{"e1", "ev+il", "users/ev+il/inbox", Read, false},
+	{"e1", "ev+il", "dev/e1/y", Read, false},
 	{"x+y", "", "public/in", Write, true},
 	{"x+y", "", "dev/q/a", Write, false},
 	{"c#1", "carol", "users/carol/inbox", Read, false},
