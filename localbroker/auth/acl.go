@@ -354,7 +354,8 @@ func parseFilter(f string, pattern bool) (rule, error) {
 
 // Check reports whether the client with clientID and username (""
 // for a client that gave no username) may have access to topic. A nil *ACL
-// denies everything.
+// denies everything. Since "" means anonymous, a broker should treat a
+// CONNECT with a zero-length User Name as one without (or refuse it).
 //
 // For Read and Write, topic is a topic name and the decision is mosquitto's
 // (2.x, acl_file):

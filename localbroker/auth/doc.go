@@ -7,7 +7,7 @@
 //
 // An ACL file uses mosquitto's acl_file syntax: "topic", "user" and
 // "pattern" lines. See [ACL] for the exact semantics, which follow mosquitto
-// 2.x rule for rule.
+// which follow mosquitto 2.x rule for rule.
 //
 // Both parsers are strict where mosquitto would silently drop a line: any
 // line that cannot be understood is an error that names the file, the line
