@@ -6,8 +6,8 @@
 // a salted SHA-512 "$6$" entry (mosquitto 1.x). See [PasswordFile].
 //
 // An ACL file uses mosquitto's acl_file syntax: "topic", "user" and
-// "pattern" lines. See [ACL] for the exact semantics, which follow mosquitto
-// which follow mosquitto 2.x rule for rule.
+// "pattern" lines. See [ParseACL] for the syntax and [ACL.Check] for the
+// semantics, which follow mosquitto 2.x rule for rule.
 //
 // Both parsers are strict where mosquitto would silently drop a line: any
 // line that cannot be understood is an error that names the file, the line
