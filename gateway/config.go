@@ -90,6 +90,7 @@ const (
 )
 
 const (
+	minPacketSize      = 64        // the broker's floor: smaller would refuse ordinary CONNECTs
 	maxPacketSizeLimit = 268435460 // MQTT's largest packet: 1 + 4 + 268435455 bytes
 	maxKeepAliveLimit  = 65535 * time.Second
 	defaultWSPath      = "/mqtt"
@@ -277,8 +278,8 @@ func (b BrokerConfig) validate(p *problems) {
 		}
 	}
 	positive("max_connections", b.MaxConnections)
-	if b.MaxPacketSize < 1 || b.MaxPacketSize > maxPacketSizeLimit {
-		p.add("broker.max_packet_size", "%s is out of range (1 to %d bytes)", b.MaxPacketSize, maxPacketSizeLimit)
+	if b.MaxPacketSize < minPacketSize || b.MaxPacketSize > maxPacketSizeLimit {
+		p.add("broker.max_packet_size", "%s is out of range (%d to %d bytes)", b.MaxPacketSize, minPacketSize, maxPacketSizeLimit)
 	}
 	positiveDur("connect_timeout", b.ConnectTimeout)
 	intRange("receive_maximum", b.ReceiveMaximum, 1, 65535)

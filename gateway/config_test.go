@@ -325,9 +325,13 @@ max_queued_bytes = 1.5 #<-
 [broker]
 max_outbound_bytes = 0 #<-
 `},
-		{"packet size too large", "broker.max_packet_size", "out of range (1 to 268435460 bytes)", `
+		{"packet size too large", "broker.max_packet_size", "1GiB is out of range (64 to 268435460 bytes)", `
 [broker]
 max_packet_size = "1GiB" #<-
+`},
+		{"packet size too small", "broker.max_packet_size", "32B is out of range (64 to 268435460 bytes)", `
+[broker]
+max_packet_size = 32 #<-
 `},
 		{"duration without a unit", "broker.connect_timeout", `invalid duration "10"`, `
 [broker]

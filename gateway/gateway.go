@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -27,12 +26,6 @@ type component interface {
 // component is useful; a nil channel means "ready as soon as Run is called".
 type readier interface {
 	Ready() <-chan struct{}
-}
-
-// addresser is implemented by components that bind network addresses; the
-// gateway logs them once the component is ready.
-type addresser interface {
-	Addrs() map[string]net.Addr
 }
 
 // Gateway runs the components of one Outpost process in dependency order.
@@ -62,7 +55,7 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 	var comps []component
 
 	bopts := cfg.BrokerOptions()
-	bopts.Logger = logger.With("component", "broker")
+	bopts.Logger = logger // each component adds its own "component" attribute
 	b, err := localbroker.New(bopts, localbroker.Deps{})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -125,7 +118,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 			g.log.Error("start failed; stopping what was started", "err", err)
 			return errors.Join(err, g.stop(started))
 		}
-		g.logAddrs(c)
 	}
 	close(g.ready)
 	g.log.Info("gateway ready", "components", len(started))
@@ -204,20 +196,4 @@ func (g *Gateway) stop(started []*running) error {
 		g.log.Info("stopped", "name", r.c.Name(), "took", time.Since(t0).Round(time.Millisecond))
 	}
 	return errors.Join(errs...)
-}
-
-func (g *Gateway) logAddrs(c component) {
-	a, ok := c.(addresser)
-	if !ok {
-		return
-	}
-	addrs := a.Addrs()
-	names := make([]string, 0, len(addrs))
-	for n := range addrs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		g.log.Info("listening", "name", c.Name(), "listener", n, "address", addrs[n].String())
-	}
 }
