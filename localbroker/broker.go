@@ -832,6 +832,13 @@ func (b *Broker) allowed(info *ClientInfo, acl *auth.ACL, t string, a Access) bo
 	if info == nil {
 		return true // the broker itself (wills are checked when set)
 	}
+	if acl != nil && a == AccessSubscribe && !strings.ContainsAny(t, "+#") {
+		// The ACL file never refuses a wildcard SUBSCRIBE (as mosquitto:
+		// each message is checked for Read at delivery), but a filter that
+		// names one topic the client may not read is refused at once, so
+		// the client learns of it (0x87 / 0x80) instead of hearing nothing.
+		a = AccessRead
+	}
 	if acl != nil {
 		var aa auth.Access
 		switch a {
