@@ -168,6 +168,14 @@ func cmdRun(args []string, stderr io.Writer) int {
 	log.Info("stopping; a second signal exits at once", "timeout", shutdownTimeout)
 	timeout := time.NewTimer(shutdownTimeout)
 	defer timeout.Stop()
+	return awaitStop(log, done, sigs, timeout.C)
+}
+
+// awaitStop waits, after the first signal, for the gateway's Run to return
+// (on done), and returns the exit status: exitOK for a clean stop, else
+// exitFailure, also when a second signal comes (sigs also holds the first
+// one) or the timeout fires first.
+func awaitStop(log *slog.Logger, done <-chan error, sigs <-chan os.Signal, timeout <-chan time.Time) int {
 	signals := 0
 	for {
 		select {
@@ -183,7 +191,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 				log.Error("second signal; exiting without waiting", "signal", sig.String())
 				return exitFailure
 			}
-		case <-timeout.C:
+		case <-timeout:
 			log.Error("graceful stop took too long; exiting", "timeout", shutdownTimeout)
 			return exitFailure
 		}

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,5 +251,67 @@ func TestImportsOnlyGateway(t *testing.T) {
 		if strings.Contains(first, ".") && imp != "github.com/outpost-gw/outpost/gateway" {
 			t.Errorf("cmd/outpost imports %s; it may import only the standard library and gateway", imp)
 		}
+	}
+}
+
+func TestRunFailsOnAnAddressInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := writeFile(t, "busy.toml", fmt.Sprintf("[[listener]]\naddress = %q\n", ln.Addr().String()))
+	code, _, errOut := outpostCmd(t, "run", "-c", cfg)
+	if code != 1 || !strings.Contains(errOut, "address already in use") {
+		t.Errorf("outpost run on a busy address = %d; want 1 and the bind error in:\n%s", code, errOut)
+	}
+}
+
+func TestAwaitStop(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	sig := func(n int) <-chan os.Signal {
+		ch := make(chan os.Signal, n)
+		for range n {
+			ch <- syscall.SIGTERM
+		}
+		return ch
+	}
+	closed := make(chan time.Time)
+	close(closed)
+	result := func(err error) <-chan error {
+		ch := make(chan error, 1)
+		ch <- err
+		return ch
+	}
+	for _, tc := range []struct {
+		name    string
+		done    <-chan error
+		sigs    <-chan os.Signal
+		timeout <-chan time.Time
+		want    int
+	}{
+		{"clean stop", result(nil), sig(1), nil, exitOK},
+		{"stop with errors", result(errors.New("flush failed")), sig(1), nil, exitFailure},
+		{"second signal", nil, sig(2), nil, exitFailure},
+		{"timeout", nil, sig(1), closed, exitFailure},
+	} {
+		if got := awaitStop(log, tc.done, tc.sigs, tc.timeout); got != tc.want {
+			t.Errorf("%s: awaitStop = %d; want %d", tc.name, got, tc.want)
+		}
+	}
+
+	// The first signal, already seen, does not force an exit: the gateway
+	// stops after awaitStop has taken it.
+	sigs := make(chan os.Signal, 1)
+	sigs <- syscall.SIGINT
+	done := make(chan error, 1)
+	go func() {
+		for deadline := time.Now().Add(5 * time.Second); len(sigs) > 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		done <- nil
+	}()
+	if got := awaitStop(log, done, sigs, time.After(10*time.Second)); got != exitOK {
+		t.Errorf("one signal, then a clean stop: awaitStop = %d; want %d", got, exitOK)
 	}
 }
