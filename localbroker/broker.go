@@ -480,12 +480,6 @@ func (b *Broker) attach(l link, req *connectReq) (*session, bool, error) {
 	for _, w := range wills {
 		b.publishWill(w)
 	}
-	if !present && b.deps.Persistence != nil {
-		// A stale persisted session under this id must not come back.
-		if err := b.deps.Persistence.DeleteSession(id); err != nil {
-			b.log.Error("persistence: delete session", "client_id", id, "err", err)
-		}
-	}
 	return s, present, nil
 }
 

@@ -127,7 +127,7 @@ func (l *listener) close() {
 func (l *listener) serve(ctx context.Context) {
 	switch l.opts.Kind {
 	case KindWS, KindWSS:
-		l.serveWS(ctx)
+		l.serveWS()
 	default:
 		l.serveTCP()
 	}
@@ -196,7 +196,7 @@ type strAddr string
 func (a strAddr) Network() string { return "tcp" }
 func (a strAddr) String() string  { return string(a) }
 
-func (l *listener) serveWS(ctx context.Context) {
+func (l *listener) serveWS() {
 	mux := http.NewServeMux()
 	mux.HandleFunc(l.opts.WSPath, func(w http.ResponseWriter, r *http.Request) {
 		wc, err := websocket.Accept(w, r, &websocket.AcceptOptions{
@@ -215,7 +215,10 @@ func (l *listener) serveWS(ctx context.Context) {
 			return
 		}
 		wc.SetReadLimit(int64(l.b.opts.MaxPacketSize) + 5)
-		nc := wsConn{Conn: websocket.NetConn(ctx, wc, websocket.MessageBinary), remote: strAddr(r.RemoteAddr)}
+		// Not bound to the listener's context: at shutdown the broker kicks
+		// each client so that its DISCONNECT 0x8B is flushed first.
+		nc := wsConn{Conn: websocket.NetConn(context.Background(), wc, websocket.MessageBinary),
+			remote: strAddr(r.RemoteAddr)}
 		c := l.b.register(l, nc)
 		if c == nil {
 			return
