@@ -108,7 +108,8 @@ func (n *node[K, V]) removeChild(c *node[K, V]) {
 
 // Add subscribes key to filter with value v and reports whether key was
 // already subscribed to filter, in which case v replaces the old value.
-// Add allocates only when it creates nodes or grows a node's list.
+// Add ignores an empty filter. Add allocates only when it creates nodes or
+// grows a node's list.
 func (t *Tree[K, V]) Add(filter string, key K, v V) (replaced bool) {
 	if filter == "" {
 		return false
