@@ -183,7 +183,6 @@ func ret[T Packet](p T, err error) (Packet, error) {
 // The packet must be valid for v (see Validate); otherwise the bytes are
 // unspecified.
 func Append(dst []byte, pk Packet, v Version) []byte {
-	dst = slices.Grow(dst, Size(pk, v))
 	switch p := pk.(type) {
 	case *Publish:
 		return p.appendTo(dst, v)

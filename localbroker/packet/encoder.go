@@ -1,6 +1,9 @@
 package packet
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"slices"
+)
 
 // Field encoders. Lengths must already be within range (see Validate).
 
@@ -14,8 +17,11 @@ func appendBinary(dst []byte, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// appendHeader appends a fixed header: the type, flags and remaining length.
+// appendHeader appends a fixed header (the type, flags and remaining
+// length), first growing dst so that the whole packet fits: one allocation
+// at most per packet.
 func appendHeader(dst []byte, t Type, flags byte, remaining int) []byte {
+	dst = slices.Grow(dst, 1+varintLen(remaining)+remaining)
 	return appendVarint(append(dst, byte(t)<<4|flags&0x0f), remaining)
 }
 
