@@ -37,7 +37,8 @@ type Gateway struct {
 }
 
 // New builds every component from cfg, in dependency order, and starts
-// nothing. A nil logger means slog.Default(). cfg must not change afterwards.
+// nothing. A nil logger means slog.Default(). The gateway keeps no reference
+// to cfg.
 func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 	if cfg == nil {
 		return nil, errors.New("gateway: nil config")

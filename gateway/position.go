@@ -57,7 +57,7 @@ func indexKey(parent string, i int) string { return parent + "[" + strconv.Itoa(
 // element of a well-formed TOML document (TOML 1.0, and the 1.1 extensions the
 // library accepts: newlines and comments inside inline tables).
 func scanPositions(doc string) positions {
-	sc := &posScanner{s: doc, line: 1, pos: positions{}, arrays: map[string]int{}}
+	sc := &posScanner{s: strings.TrimPrefix(doc, "\ufeff"), line: 1, pos: positions{}, arrays: map[string]int{}}
 	sc.document()
 	return sc.pos
 }
@@ -119,7 +119,7 @@ func (sc *posScanner) document() {
 			return
 		}
 		if sc.s[sc.i] != '[' {
-			sc.keyValue(table)
+			sc.progress(func() { sc.keyValue(table) })
 			continue
 		}
 		line := sc.line
@@ -142,6 +142,16 @@ func (sc *posScanner) document() {
 		sc.i++
 		table = sc.resolve(parts)
 		sc.record(table, line)
+	}
+}
+
+// progress runs scan and makes sure it moved on, so that input the TOML
+// library would refuse cannot make the scanner loop forever.
+func (sc *posScanner) progress(scan func()) {
+	start := sc.i
+	scan()
+	if sc.i == start {
+		sc.i++
 	}
 }
 
@@ -238,7 +248,7 @@ func (sc *posScanner) value(key string) {
 				if sc.peek(0) == '{' {
 					sc.record(elem, sc.line)
 				}
-				sc.value(elem)
+				sc.progress(func() { sc.value(elem) })
 				n++
 			}
 		}
@@ -255,7 +265,7 @@ func (sc *posScanner) value(key string) {
 			case ',':
 				sc.i++
 			default:
-				sc.keyValue(key)
+				sc.progress(func() { sc.keyValue(key) })
 			}
 		}
 	default: // number, boolean, date-time: up to a delimiter

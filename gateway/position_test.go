@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"maps"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/BurntSushi/toml"
@@ -96,6 +99,14 @@ func TestScanPositions(t *testing.T) {
 	}
 }
 
+func TestScanPositionsSkipsAByteOrderMark(t *testing.T) {
+	got := scanPositions("\ufeffdata_dir = \"d\"\r\n[log]\r\nlevel = \"info\"\r\n")
+	want := positions{"data_dir": 1, "log": 2, "log.level": 3}
+	if !maps.Equal(got, want) {
+		t.Errorf("scanPositions:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestPositionsLineFallsBackToParent(t *testing.T) {
 	p := positions{"listener": 3, "listener[1]": 7, "listener[1].tls": 9}
 	for key, want := range map[string]int{
@@ -109,3 +120,46 @@ func TestPositionsLineFallsBackToParent(t *testing.T) {
 		}
 	}
 }
+
+// For any document the TOML library accepts, the scanner knows every key
+// the library saw, on a line of the document.
+func FuzzScanPositions(f *testing.F) {
+	f.Add(trickyTOML)
+	for _, path := range []string{"../configs/outpost.toml", "../configs/secure-lan.toml"} {
+		if b, err := os.ReadFile(path); err == nil {
+			f.Add(string(b))
+		}
+	}
+	f.Add("a = [[1, 2], [3]]\nb = {}\n[[c]]\n[[c.d]]\n[c.e]\nf = 1\n")
+	f.Add("a.b = 1\na.c = { d = [ { e = 1 } ] }\n")
+	bare := regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		var tree map[string]any
+		md, err := toml.Decode(doc, &tree)
+		got := scanPositions(doc) // must not panic or hang, valid or not
+		if err != nil {
+			return
+		}
+		lines := strings.Count(doc, "\n") + 1
+		plain := map[string]bool{}
+		for k, l := range got {
+			if l < 1 || l > lines {
+				t.Errorf("key %q on line %d of %d", k, l, lines)
+			}
+			plain[indexRE.ReplaceAllString(k, "")] = true
+		}
+	keys:
+		for _, k := range md.Keys() {
+			for _, part := range k {
+				if !bare.MatchString(part) {
+					continue keys // quoted keys may hold dots: not comparable
+				}
+			}
+			if !plain[strings.Join(k, ".")] {
+				t.Errorf("the scanner missed key %q; it found:\n%s", k, got)
+			}
+		}
+	})
+}
+
+var indexRE = regexp.MustCompile(`\[[0-9]+\]`)
