@@ -219,6 +219,12 @@ func (s *session) pump() {
 			s.b.stats.expired.Add(1)
 			continue
 		}
+		if max := s.link.maxPacketSize(); max > 0 && publishSize(om.msg, om.qos, om.subIDs, s.link.version()) > int(max) {
+			// Queued while offline, too large for this connection: discarded
+			// as if sent [MQTT-3.1.2-24] [MQTT-3.1.2-25].
+			s.b.stats.dropped.Add(1)
+			continue
+		}
 		if om.qos == 0 {
 			if !s.link.sendPublish(om.msg, 0, om.retain, false, 0, om.subIDs) {
 				s.b.stats.dropped.Add(1)
