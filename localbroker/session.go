@@ -305,15 +305,14 @@ func (s *session) onPubcomp(pid uint16) {
 
 // resend re-sends every unacknowledged delivery in order, PUBLISH with DUP
 // or PUBREL, then fills the window [MQTT-4.4.0-1]. Called with s.mu held.
+//
+// An in-flight message is resent even past its expiry: onward delivery has
+// started, so [MQTT-3.3.2-5] no longer applies, and a message skipped here
+// would hold its slot of the window forever.
 func (s *session) resend() {
-	now := time.Now()
 	for _, om := range s.inflight {
 		switch om.state {
 		case outPublished:
-			if om.msg.expired(now) && om.qos == 1 {
-				// Not yet acknowledged but expired: 5.0 lets us drop it.
-				continue
-			}
 			s.link.sendPublish(om.msg, om.qos, om.retain, true, om.pid, om.subIDs)
 		case outReleased:
 			s.link.sendPubrel(om.pid)
