@@ -660,10 +660,14 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) error {
 	if c.ver == packet.V5 {
 		if p.Properties.Has(packet.PropSessionExpiry) {
 			if c.connExpiry == 0 && p.Properties.SessionExpiry != 0 {
-				return packet.Errorf(packet.ProtocolError, "session expiry set on DISCONNECT after 0 at CONNECT") // [MQTT-3.14.2-2]
+				return packet.Errorf(packet.ProtocolError, "session expiry set on DISCONNECT after 0 at CONNECT") // 5.0 §3.14.2.2.2
+			}
+			exp := p.Properties.SessionExpiry
+			if m := c.b.opts.MaxSessionExpiry; m > 0 {
+				exp = min(exp, uint32(m/time.Second)) // the cap applied at CONNECT holds here too
 			}
 			c.sess.mu.Lock()
-			c.sess.expiry = p.Properties.SessionExpiry
+			c.sess.expiry = exp
 			c.sess.mu.Unlock()
 		}
 		if p.ReasonCode == packet.DisconnectWithWill {
