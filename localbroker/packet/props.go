@@ -132,10 +132,11 @@ var (
 
 // props reads a Property Length and the properties that follow into p.
 func (d *decoder) props(p *Properties, set *propSet) error {
-	n, err := d.varint(set.name + " property length")
-	if err != nil {
-		return err
+	n, k := parseVarint(d.b[d.i:])
+	if k < 0 {
+		return varintError(k, set.name+" property length")
 	}
+	d.i += k
 	if n > d.rest() {
 		return malformed(set.name + " property length exceeds the packet")
 	}

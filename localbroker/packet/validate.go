@@ -23,27 +23,35 @@ func ValidUTF8(s string) bool {
 	return true
 }
 
+// Byte classes for the one-pass string checks: the classes of all bytes are
+// OR-ed together, so the common all-ASCII case costs one table load per byte.
+const (
+	classNull = 1 << iota // 0x00 [MQTT-1.5.3-2]
+	classWild             // '+' or '#'
+	classHigh             // >= 0x80: the string needs a full UTF-8 check
+)
+
+var byteClass = func() (t [256]uint8) {
+	t[0] = classNull
+	t['+'], t['#'] = classWild, classWild
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = classHigh
+	}
+	return t
+}()
+
+func classes(b []byte) uint8 {
+	var acc uint8
+	for _, c := range b {
+		acc |= byteClass[c]
+	}
+	return acc
+}
+
 // validUTF8 is ValidUTF8 for a byte slice.
 func validUTF8(b []byte) bool {
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c == 0 {
-			return false
-		}
-		if c >= utf8.RuneSelf {
-			rest := b[i:]
-			if !utf8.Valid(rest) {
-				return false
-			}
-			for _, c := range rest {
-				if c == 0 {
-					return false
-				}
-			}
-			return true
-		}
-	}
-	return true
+	acc := classes(b)
+	return acc&classNull == 0 && (acc&classHigh == 0 || utf8.Valid(b))
 }
 
 // Results of checkTopicName.
@@ -53,31 +61,16 @@ const (
 	topicWildcard
 )
 
-// checkTopicName classifies a non-empty topic name in one pass: invalid
-// UTF-8 (or U+0000) first, then wildcard characters.
+// checkTopicName classifies a topic name in one pass: invalid UTF-8 (or
+// U+0000) first, then wildcard characters.
 func checkTopicName(b []byte) int {
-	wild := false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; c {
-		case 0:
-			return topicBadUTF8
-		case '+', '#':
-			wild = true
-		default:
-			if c >= utf8.RuneSelf {
-				if !validUTF8(b[i:]) {
-					return topicBadUTF8
-				}
-				for _, c := range b[i:] {
-					if c == '+' || c == '#' {
-						wild = true
-					}
-				}
-				i = len(b)
-			}
-		}
-	}
-	if wild {
+	acc := classes(b)
+	switch {
+	case acc == 0:
+		return topicOK
+	case acc&classNull != 0, acc&classHigh != 0 && !utf8.Valid(b):
+		return topicBadUTF8
+	case acc&classWild != 0:
 		return topicWildcard
 	}
 	return topicOK
