@@ -22,9 +22,9 @@ type Reader struct {
 // NewReader returns a Reader with a read buffer of bufSize bytes.
 func NewReader(r io.Reader, bufSize int) *Reader { return &Reader{br: bufio.NewReaderSize(r, bufSize)} }
 
-// bodyChunk is the most ReadPacket allocates ahead of the bytes actually
-// received: a peer that announces a large packet and then stalls holds at
-// most this much (or the bytes it did send), not the announced size.
+// bodyChunk is the first allocation for a large body, which then doubles as
+// bytes arrive: a peer that announces a large packet and stalls holds about
+// twice what it sent (at least bodyChunk), not the announced size.
 const bodyChunk = 64 << 10
 
 // ReadPacket reads one fixed header and its body. The remaining length is
@@ -36,9 +36,10 @@ const bodyChunk = 64 << 10
 // when the stream ends cleanly before a packet starts; io.ErrUnexpectedEOF
 // when it ends inside a packet.
 //
-// After any error other than a decode error of the body the stream is out of
-// step and the connection must be closed. The fixed header is returned with
-// PacketTooLarge so that the caller can log the type and size.
+// After an error the stream is out of step and the connection must be
+// closed. The fixed header is returned with PacketTooLarge so that the
+// caller can log the type and size. Bodies above 64 KiB are allocated in
+// steps as their bytes arrive (see bodyChunk).
 func (r *Reader) ReadPacket(maxPacket int) (FixedHeader, []byte, error) {
 	b0, err := r.br.ReadByte()
 	if err != nil {
