@@ -18,13 +18,14 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 CROSS         := CGO_ENABLED=0 GOOS=linux
 CROSS_LDFLAGS := -s -w $(LDFLAGS)
 
-.PHONY: help build run test peers fmt-check vet bench fuzz cross lint clean
+.PHONY: help build run test peers fmt-check vet bench bench-broker fuzz cross lint clean
 
 help:
 	@echo "make build      build $(BIN)/outpost ($(VERSION))"
 	@echo "make run        build, then run the gateway on embedded defaults (broker on :1883, data in ./outpost-data)"
 	@echo "make test       install missing test peers (as root), gofmt check, go vet, go test -race"
 	@echo "make bench      run the Go benchmarks"
+	@echo "make bench-broker  outpost against Debian's mosquitto side by side (scripts/bench-broker.sh)"
 	@echo "make fuzz       run every Fuzz target for FUZZTIME (now $(FUZZTIME))"
 	@echo "make cross      static builds for linux/arm64, arm v7 and arm v6 into $(BIN)/"
 	@echo "make lint       gofmt check, go vet, and staticcheck when it is installed"
@@ -52,6 +53,9 @@ vet:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+bench-broker:
+	GO=$(GO) scripts/bench-broker.sh
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

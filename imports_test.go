@@ -55,6 +55,9 @@ var importRules = []importRule{
 	{dir: "serialbus", external: []string{"go.bug.st/serial"}, closed: true},
 	{dir: "spool", external: []string{"github.com/dgraph-io/badger"}},
 	{dir: "uplink", internal: []string{"localbroker", "spool"}, external: []string{"github.com/eclipse/paho.golang"}},
+	// bench/... holds the tools of the bench scripts (the mqttload load
+	// generator), which encode and decode with the broker's packet codec.
+	{dir: "bench", internal: []string{"localbroker/packet"}},
 }
 
 // listedPackage is the part of `go list -json` output that the rules need.
