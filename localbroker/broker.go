@@ -300,9 +300,22 @@ func (b *Broker) Run(ctx context.Context) error {
 	for c := range b.conns {
 		conns = append(conns, c)
 	}
+	var inproc []*Client
+	for _, s := range b.sessions {
+		s.mu.Lock()
+		if cl, ok := s.link.(*Client); ok {
+			inproc = append(inproc, cl)
+		}
+		s.mu.Unlock()
+	}
 	b.mu.Unlock()
 	for _, c := range conns {
 		c.kick(packet.ServerShuttingDown)
+	}
+	// In-process clients are closed like lost connections: Next returns
+	// ErrClosed and their wills go out as the network clients' do.
+	for _, cl := range inproc {
+		cl.Close(true)
 	}
 	done := make(chan struct{})
 	go func() { b.connWG.Wait(); close(done) }()
