@@ -704,6 +704,9 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 		return err
 	}
 	v5 := c.ver == packet.V5
+	if v5 && p.Properties.Has(packet.PropSubscriptionID) {
+		return packet.Errorf(packet.ProtocolError, "subscription identifier in a PUBLISH from a client") // [MQTT-3.3.4-6]
+	}
 	if v5 && p.Properties.Has(packet.PropTopicAlias) {
 		a := p.Properties.TopicAlias
 		if a == 0 || a > o.TopicAliasMaximum {
