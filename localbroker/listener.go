@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -229,8 +230,10 @@ func (l *listener) serveWS() {
 		}
 		c.serve()
 	})
+	// The HTTP server's own errors (failed TLS handshakes, bad requests)
+	// go to the broker's logger, not to the global log package.
 	srv := &http.Server{Handler: mux, TLSConfig: l.tlsCfg, ReadHeaderTimeout: l.b.opts.ConnectTimeout,
-		ErrorLog: nil}
+		ErrorLog: slog.NewLogLogger(l.b.log.With("listener", l.opts.Name).Handler(), slog.LevelInfo)}
 	l.mu.Lock()
 	l.http = srv
 	l.mu.Unlock()
