@@ -11,6 +11,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"log"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -19,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -247,29 +250,81 @@ func TestInteropMosquittoPubSub(t *testing.T) {
 		{0, 0, 0}, {1, 1, 1}, {2, 2, 2},
 		{2, 1, 1}, {1, 2, 1}, {2, 0, 0}, // delivered at min(publish, granted) [MQTT-3.8.4-8]
 	}
-	for _, v := range mosqVersions {
-		for _, c := range cases {
-			t.Run(fmt.Sprintf("%s/pub%d/sub%d", v, c.pubQoS, c.subQoS), func(t *testing.T) {
-				t.Parallel()
-				m := newMosq(t, addr, v)
-				tp := fmt.Sprintf("interop/%s/%d%d", v, c.pubQoS, c.subQoS)
-				id := fmt.Sprintf("sub-%s-%d%d", v, c.pubQoS, c.subQoS)
-				sub := m.sub(t, "-i", id, "-t", tp, "-q", fmt.Sprint(c.subQoS), "-C", "3", "-W", "10",
-					"-F", "%t %q %r %p")
-				waitSubscribed(t, b, sub, id, tp)
-				// -l publishes one message per stdin line, in order.
-				p := startPeer(t, "one\ntwo words\nthree\n", "mosquitto_pub",
-					m.args("-t", tp, "-q", fmt.Sprint(c.pubQoS), "-l")...)
-				p.mustSucceed(t)
-				out := sub.mustSucceed(t)
-				q := c.want
-				expectLines(t, "mosquitto_sub", out,
-					fmt.Sprintf("%s %d 0 one", tp, q),
-					fmt.Sprintf("%s %d 0 two words", tp, q),
-					fmt.Sprintf("%s %d 0 three", tp, q))
-			})
+	for _, sv := range mosqVersions {
+		for _, pv := range mosqVersions {
+			for _, c := range cases {
+				name := fmt.Sprintf("sub-%s/pub-%s/pub%d-sub%d", sv, pv, c.pubQoS, c.subQoS)
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					tp := "interop/" + name
+					id := strings.ReplaceAll(name, "/", "-")
+					sub := newMosq(t, addr, sv).sub(t, "-i", id, "-t", tp, "-q", fmt.Sprint(c.subQoS),
+						"-C", "3", "-W", "10", "-F", "%t %q %r %p")
+					waitSubscribed(t, b, sub, id, tp)
+					// -l publishes one message per stdin line, in order.
+					startPeer(t, "one\ntwo words\nthree\n", "mosquitto_pub",
+						newMosq(t, addr, pv).args("-t", tp, "-q", fmt.Sprint(c.pubQoS), "-l")...).mustSucceed(t)
+					q := c.want
+					expectLines(t, "mosquitto_sub", sub.mustSucceed(t),
+						fmt.Sprintf("%s %d 0 one", tp, q),
+						fmt.Sprintf("%s %d 0 two words", tp, q),
+						fmt.Sprintf("%s %d 0 three", tp, q))
+				})
+			}
 		}
 	}
+}
+
+func TestInteropMosquittoLargePayload(t *testing.T) {
+	b, addr := startBroker(t, Options{})
+	// 600 KiB of non-repeating bytes: many TCP segments, a 3-byte
+	// remaining length, below the 1 MiB default packet limit.
+	payload := make([]byte, 600<<10)
+	for i := range payload {
+		payload[i] = byte('a' + (i*7+i/251)%26)
+	}
+	for _, v := range mosqVersions {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			m := newMosq(t, addr, v)
+			tp, id := "large/"+v, "large-"+v
+			sub := m.sub(t, "-i", id, "-t", tp, "-q", "1", "-C", "1", "-W", "10", "-N", "-F", "%p")
+			waitSubscribed(t, b, sub, id, tp)
+			// -s reads the whole of stdin as one message.
+			startPeer(t, string(payload), "mosquitto_pub", m.args("-t", tp, "-q", "1", "-s")...).mustSucceed(t)
+			if out := sub.mustSucceed(t); out != string(payload) {
+				t.Fatalf("mosquitto_sub printed %d bytes, want the %d bytes published", len(out), len(payload))
+			}
+		})
+	}
+}
+
+func TestInteropMosquittoV5Properties(t *testing.T) {
+	b, addr := startBroker(t, Options{})
+	m := newMosq(t, addr, "mqttv5")
+	old := newMosq(t, addr, "mqttv311")
+	tp := "props/v5"
+	sub := m.sub(t, "-i", "props-sub", "-t", tp, "-q", "1", "-C", "1", "-W", "10",
+		"-D", "subscribe", "subscription-identifier", "42",
+		"-F", "%t|%C|%R|%D|%P|%S|%F|%p")
+	waitSubscribed(t, b, sub, "props-sub", tp)
+	sub311 := old.sub(t, "-i", "props-sub311", "-t", tp, "-q", "1", "-C", "1", "-W", "10", "-F", "%t|%p")
+	waitSubscribed(t, b, sub311, "props-sub311", tp)
+	m.pub(t, "-t", tp, "-q", "1", "-m", "body",
+		"-D", "publish", "content-type", "text/plain",
+		"-D", "publish", "response-topic", "props/reply",
+		"-D", "publish", "correlation-data", "req-7",
+		"-D", "publish", "payload-format-indicator", "1",
+		"-D", "publish", "user-property", "site", "north",
+		"-D", "publish", "user-property", "site", "south",
+	).mustSucceed(t)
+	// Content type, response topic, correlation data, payload format and
+	// user properties (in order, duplicates kept) pass through; the
+	// subscription identifier is the subscriber's own [MQTT-3.3.4-3].
+	expectLines(t, "v5 mosquitto_sub", sub.mustSucceed(t),
+		tp+"|text/plain|props/reply|req-7|site:north site:south|42|1|body")
+	// A 3.1.1 subscriber gets the same message without properties.
+	expectLines(t, "3.1.1 mosquitto_sub", sub311.mustSucceed(t), tp+"|body")
 }
 
 func TestInteropMosquittoRetained(t *testing.T) {
@@ -326,7 +381,7 @@ func TestInteropMosquittoWill(t *testing.T) {
 			// goes out [MQTT-3.1.2-8].
 			victimID := "victim-" + v
 			victim := m.sub(t, "-i", victimID, "-t", "idle/"+v, "-W", "15",
-				"--will-topic", wt, "--will-payload", "victim lost", "--will-qos", "1")
+				"--will-topic", wt, "--will-payload", "victim lost", "--will-qos", "1", "--will-retain")
 			waitSubscribed(t, b, victim, victimID, "idle/"+v)
 			victim.kill()
 			victim.wait(t)
@@ -334,6 +389,9 @@ func TestInteropMosquittoWill(t *testing.T) {
 				t.Fatalf("victim exited with %d, want killed by a signal", c)
 			}
 			expectLines(t, "watcher", watcher.mustSucceed(t), wt+" 1 victim lost")
+			// The will was retained (--will-retain): a late subscriber gets it.
+			late := m.sub(t, "-t", wt, "-q", "1", "-C", "1", "-W", "10", "-F", "%t %r %p")
+			expectLines(t, "late subscriber", late.mustSucceed(t), wt+" 1 victim lost")
 		})
 	}
 }
@@ -831,6 +889,8 @@ func TestInteropWebsocket(t *testing.T) {
 		{Name: "ws", Kind: KindWS, Address: "127.0.0.1:0", AllowAnonymous: true},
 		{Name: "wss", Kind: KindWSS, Address: "127.0.0.1:0", CertFile: pki.serverCert, KeyFile: pki.serverKey,
 			AllowAnonymous: true},
+		{Name: "wssm", Kind: KindWSS, Address: "127.0.0.1:0", CertFile: pki.serverCert, KeyFile: pki.serverKey,
+			CAFile: pki.caFile, RequireClientCert: true, UseCNAsUsername: true},
 	}})
 	addrs := b.Addrs()
 	hc := tlsHTTPClient(t, pki.pool)
@@ -872,6 +932,36 @@ func TestInteropWebsocket(t *testing.T) {
 			})
 		}
 	}
+
+	t.Run("mtls over wss", func(t *testing.T) {
+		// The client certificate's CN is the username on a wss listener too.
+		certFile, keyFile := pki.clientCert(t, "device42")
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{cert},
+			MinVersion: tls.VersionTLS12}}
+		t.Cleanup(tr.CloseIdleConnections)
+		url := "wss://" + addrs["wssm"].String() + "/mqtt"
+		for _, v := range versions() {
+			ws := wsClient(t, url, &http.Client{Transport: tr}, v)
+			id := "wssm-" + vname(v)
+			wsConnect(t, ws, id)
+			b.mu.Lock()
+			user := b.sessions[id].info.Username
+			b.mu.Unlock()
+			if user != "device42" {
+				t.Fatalf("%s: username %q, want the certificate CN device42", vname(v), user)
+			}
+			ws.disconnect()
+		}
+		// Without a certificate the TLS handshake, and so the dial, fails.
+		if wc, err := wsDial(t, url, hc, "mqtt"); err == nil {
+			wc.CloseNow()
+			t.Fatal("wss dial without a client certificate succeeded on a listener that requires one")
+		}
+	})
 
 	t.Run("paho over wss", func(t *testing.T) {
 		wc, err := wsDial(t, urls["wss"], hc, "mqtt")
@@ -979,5 +1069,51 @@ func TestInteropListenerAuth(t *testing.T) {
 			open.pub(t, "-u", "carol", "-P", "anything", "-t", tp, "-q", "1", "-m", "from open").mustSucceed(t)
 			expectLines(t, "open listener's mosquitto_sub", sub.mustSucceed(t), tp+" from locked", tp+" from open")
 		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A failed wss handshake is reported through the broker's slog logger,
+// never through the standard library's global log package.
+func TestInteropWSSHandshakeErrorLoggedBySlog(t *testing.T) {
+	var std lockedBuffer
+	prev := log.Writer()
+	log.SetOutput(&std)
+	t.Cleanup(func() { log.SetOutput(prev) })
+
+	var brokerLog lockedBuffer
+	pki := newTestPKI(t)
+	b, _ := startBroker(t, Options{
+		Logger: slog.New(slog.NewTextHandler(&brokerLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Listeners: []ListenerOptions{{Name: "wssm", Kind: KindWSS, Address: "127.0.0.1:0",
+			CertFile: pki.serverCert, KeyFile: pki.serverKey, CAFile: pki.caFile, RequireClientCert: true}},
+	})
+	url := "wss://" + b.Addrs()["wssm"].String() + "/mqtt"
+	if wc, err := wsDial(t, url, tlsHTTPClient(t, pki.pool), "mqtt"); err == nil {
+		wc.CloseNow()
+		t.Fatal("wss dial without a client certificate succeeded")
+	}
+	eventually(t, 5*time.Second, "the handshake failure in the broker's log", func() bool {
+		return strings.Contains(brokerLog.String(), "certificate")
+	})
+	if s := std.String(); s != "" {
+		t.Fatalf("the wss listener wrote to the global log package: %q", s)
 	}
 }
