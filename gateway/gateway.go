@@ -36,6 +36,9 @@ type Gateway struct {
 	started    atomic.Bool
 }
 
+// SetVersion records the build version reported by components ($SYS/broker/version).
+func SetVersion(v string) { localbroker.Version = "outpost " + v }
+
 // New builds every component from cfg, in dependency order, and starts
 // nothing. A nil logger means slog.Default(). The gateway keeps no reference
 // to cfg.

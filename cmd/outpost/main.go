@@ -152,6 +152,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	gateway.SetVersion(version)
 	log.Info("outpost starting", "version", version, "config", cmp.Or(*file, "embedded defaults"))
 	done := make(chan error, 1)
 	go func() { done <- gw.Run(ctx) }()
