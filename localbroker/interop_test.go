@@ -299,6 +299,32 @@ func TestInteropMosquittoLargePayload(t *testing.T) {
 	}
 }
 
+// Many QoS 1 and 2 messages through the inflight windows of both sides
+// arrive complete and in order.
+func TestInteropMosquittoManyMessages(t *testing.T) {
+	b, addr := startBroker(t, Options{})
+	const n = 500
+	var in strings.Builder
+	var want []string
+	for i := range n {
+		fmt.Fprintf(&in, "msg %04d\n", i)
+		want = append(want, fmt.Sprintf("msg %04d", i))
+	}
+	for _, v := range mosqVersions {
+		for _, q := range []string{"1", "2"} {
+			t.Run(v+"/qos"+q, func(t *testing.T) {
+				t.Parallel()
+				m := newMosq(t, addr, v)
+				tp, id := "many/"+v+"/"+q, "many-"+v+"-"+q
+				sub := m.sub(t, "-i", id, "-t", tp, "-q", q, "-C", fmt.Sprint(n), "-W", "15", "-F", "%p")
+				waitSubscribed(t, b, sub, id, tp)
+				startPeer(t, in.String(), "mosquitto_pub", m.args("-t", tp, "-q", q, "-l")...).mustSucceed(t)
+				expectLines(t, "mosquitto_sub", sub.mustSucceed(t), want...)
+			})
+		}
+	}
+}
+
 func TestInteropMosquittoV5Properties(t *testing.T) {
 	b, addr := startBroker(t, Options{})
 	m := newMosq(t, addr, "mqttv5")
@@ -394,6 +420,91 @@ func TestInteropMosquittoWill(t *testing.T) {
 			expectLines(t, "late subscriber", late.mustSucceed(t), wt+" 1 victim lost")
 		})
 	}
+}
+
+// MQTT 5 will delay: a client that comes back within the delay cancels
+// its will [MQTT-3.1.3-9]; a session that expires before the delay ends
+// publishes it at once.
+func TestInteropMosquittoWillDelay(t *testing.T) {
+	b, addr := startBroker(t, Options{})
+	m := newMosq(t, addr, "mqttv5")
+	wt := "willdelay/v5"
+	watcher := m.sub(t, "-i", "wd-watch", "-t", wt, "-q", "1", "-C", "1", "-W", "15", "-F", "%t %p")
+	waitSubscribed(t, b, watcher, "wd-watch", wt)
+
+	// back: will delay 1s, comes back at once with the same session.
+	back := m.sub(t, "-c", "-x", "60", "-i", "wd-back", "-t", "idle/back", "-W", "15",
+		"--will-topic", wt, "--will-payload", "back should be cancelled", "--will-qos", "1",
+		"-D", "will", "will-delay-interval", "1")
+	// expiring: will delay 60s, but its session expires after 2s.
+	expiring := m.sub(t, "-c", "-x", "2", "-i", "wd-exp", "-t", "idle/exp", "-W", "15",
+		"--will-topic", wt, "--will-payload", "session expired", "--will-qos", "1",
+		"-D", "will", "will-delay-interval", "60")
+	waitSubscribed(t, b, back, "wd-back", "idle/back")
+	waitSubscribed(t, b, expiring, "wd-exp", "idle/exp")
+	back.kill()
+	expiring.kill()
+	back.wait(t)
+	expiring.wait(t)
+	eventually(t, 5*time.Second, "both sessions to go offline", func() bool {
+		return !brokerSessionOnline(b, "wd-back") && !brokerSessionOnline(b, "wd-exp")
+	})
+	again := m.sub(t, "-c", "-x", "60", "-i", "wd-back", "-t", "idle/back", "-W", "15")
+	waitSubscribed(t, b, again, "wd-back", "idle/back")
+
+	// Had the first will not been cancelled it would arrive about a
+	// second before the expired session's.
+	expectLines(t, "watcher", watcher.mustSucceed(t), wt+" session expired")
+}
+
+// Shared subscriptions from mosquitto_sub, in both versions: each message
+// goes to one member of the group.
+func TestInteropMosquittoSharedSubscription(t *testing.T) {
+	b, addr := startBroker(t, Options{})
+	for _, v := range mosqVersions {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			m := newMosq(t, addr, v)
+			tp := "shared/" + v
+			filter := "$share/workers/" + tp
+			var subs []*peerProc
+			for _, id := range []string{"w1-" + v, "w2-" + v} {
+				p := m.sub(t, "-i", id, "-t", filter, "-q", "1", "-C", "2", "-W", "10", "-F", "%p")
+				waitShared(t, b, p, id, "workers", tp)
+				subs = append(subs, p)
+			}
+			startPeer(t, "m1\nm2\nm3\nm4\n", "mosquitto_pub", m.args("-t", tp, "-q", "1", "-l")...).mustSucceed(t)
+			var got []string
+			for _, p := range subs {
+				got = append(got, outLines(p.mustSucceed(t))...)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, []string{"m1", "m2", "m3", "m4"}) {
+				t.Fatalf("the group received %q, want each of m1..m4 once", got)
+			}
+		})
+	}
+}
+
+// waitShared polls until id is a member of the shared group on filter.
+func waitShared(t testing.TB, b *Broker, p *peerProc, id, group, filter string) {
+	t.Helper()
+	eventually(t, 10*time.Second, id+" to join $share/"+group+"/"+filter, func() bool {
+		b.mu.Lock()
+		g := b.groups[group+"\x00"+filter]
+		b.mu.Unlock()
+		if g == nil {
+			return false
+		}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for _, m := range g.members {
+			if m.s.id == id && m.s.online.Load() {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func TestInteropMosquittoPersistentSession(t *testing.T) {
