@@ -188,7 +188,7 @@ func (c *Connect) flags() byte {
 	return f
 }
 
-// appendConnect writes the protocol name and level for v (ProtocolName and
+// appendTo writes the protocol name and level for v (ProtocolName and
 // ProtocolVersion are not consulted), then the fields the flags call for.
 func (c *Connect) appendTo(dst []byte, v Version) []byte {
 	dst = appendHeader(dst, TypeConnect, 0, c.bodyLen(v))
