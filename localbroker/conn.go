@@ -434,7 +434,8 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 			c.ver = packet.V311
 			return c.refuse(0, packet.ConnRefusedVersion, err.Error())
 		}
-		if len(body) > 6 && body[6] == byte(packet.V5) {
+		if cp != nil && cp.ProtocolVersion == packet.V5 {
+			// [MQTT-4.13.1-1] a 5.0 client learns why in the CONNACK.
 			c.ver = packet.V5
 			code := packet.MalformedPacket
 			if pe != nil {
