@@ -70,7 +70,7 @@ type peerProc struct {
 // procTimeout bounds every peer process; a healthy one ends far sooner.
 const procTimeout = 20 * time.Second
 
-// startPeer starts name with args; stdin may be nil.
+// startPeer starts name with args; stdin "" means no standard input.
 func startPeer(t testing.TB, stdin string, name string, args ...string) *peerProc {
 	t.Helper()
 	path := needTool(t, name)
@@ -1118,15 +1118,23 @@ func TestInteropWebsocketNeedsSubprotocol(t *testing.T) {
 	url := "ws://" + b.Addrs()["ws"].String() + "/mqtt"
 	for _, offer := range [][]string{nil, {"chat"}} {
 		t.Run(fmt.Sprintf("offer %v", offer), func(t *testing.T) {
-			wc, err := wsDial(t, url, nil, offer...)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			wc, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: offer})
+			if resp != nil && resp.Body != nil {
+				resp.Body.Close()
+			}
 			if err != nil {
-				return // refused at the handshake
+				// Refused at the handshake: that must be an HTTP answer,
+				// not a dead listener.
+				if resp == nil || resp.StatusCode < 400 {
+					t.Fatalf("dial failed without an HTTP refusal: %v", err)
+				}
+				return
 			}
 			defer wc.CloseNow()
 			// Accepted at the HTTP level: the broker must close it with
 			// 1002 before any MQTT is spoken.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
 			connect := packet.Append(nil, &packet.Connect{ProtocolName: "MQTT", ProtocolVersion: packet.V311,
 				ClientID: "nosub", CleanStart: true}, packet.V311)
 			_ = wc.Write(ctx, websocket.MessageBinary, connect)
