@@ -132,6 +132,10 @@ type Broker struct {
 	timerWG   sync.WaitGroup
 	runCtx    context.Context
 	running   atomic.Bool
+
+	// outboundFull counts QoS 0 deliveries refused by a full outbound
+	// queue; connection readers yield the CPU when it moves.
+	outboundFull atomic.Uint64
 }
 
 // New validates opts and returns a broker that is not yet running.
@@ -519,6 +523,7 @@ func (b *Broker) detach(s *session, l link, publishWill bool) {
 	}
 	s.link = nil
 	s.online.Store(false)
+	s.dropQueuedQoS0All()
 	shutdown := b.closing
 	w := s.will
 	s.will = nil

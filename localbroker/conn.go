@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -110,12 +111,20 @@ func (c *conn) serve() {
 			return
 		}
 		c.b.stats.bytesIn.Add(int64(len(body)) + 2)
+		full := c.b.outboundFull.Load()
 		if err := c.handle(h, body); err != nil {
 			if errors.Is(err, errNormalClose) {
 				return
 			}
 			c.protocolError(err)
 			return
+		}
+		if c.b.outboundFull.Load() != full {
+			// A subscriber's outbound queue refused a message: its writer
+			// is behind. Readers whose sockets always have input would
+			// otherwise keep the CPU for whole time slices and starve it,
+			// so that most of what they read is dropped; let it run.
+			runtime.Gosched()
 		}
 	}
 }
@@ -194,6 +203,7 @@ func (c *conn) enqueue(it wItem) bool {
 	if c.wbytes+it.size > limit {
 		if it.m != nil && it.qos == 0 {
 			c.wmu.Unlock()
+			c.b.outboundFull.Add(1)
 			return false
 		}
 		if c.wbytes+it.size > 2*limit {
@@ -429,7 +439,8 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 	cp, err := packet.DecodeConnect(h.Flags, body)
 	if err != nil {
 		var pe *packet.Error
-		if errors.As(err, &pe) && pe.Code == packet.UnsupportedProtocolVersion {
+		if errors.As(err, &pe) && pe.Code == packet.UnsupportedProtocolVersion &&
+			cp != nil && (cp.ProtocolName == "MQTT" || cp.ProtocolName == "MQIsdp") {
 			// [MQTT-3.1.2-2] answer with 0x01 (a 3.1.1 CONNACK every version can read).
 			c.ver = packet.V311
 			return c.refuse(0, packet.ConnRefusedVersion, err.Error())
@@ -443,6 +454,7 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 			}
 			return c.refuse(code, 0, err.Error())
 		}
+		// Includes an unknown protocol name: not MQTT, so no CONNACK [MQTT-3.1.2-1].
 		c.log.Info("malformed CONNECT", "err", err)
 		c.closeNow()
 		return false

@@ -162,6 +162,23 @@ func (s *session) dropQueuedQoS0() bool {
 	return false
 }
 
+// dropQueuedQoS0All forgets queued QoS 0 messages when the client goes
+// away: QoS 0 is not kept for offline sessions. Called with s.mu held.
+func (s *session) dropQueuedQoS0All() {
+	n := 0
+	for _, q := range s.queue {
+		if q.qos > 0 {
+			s.queue[n] = q
+			n++
+			continue
+		}
+		s.queuedBytes -= int64(len(q.msg.Payload) + len(q.msg.Topic))
+		s.b.stats.dropped.Add(1)
+	}
+	clear(s.queue[n:])
+	s.queue = s.queue[:n]
+}
+
 func (s *session) noteDrop() {
 	s.b.stats.dropped.Add(1)
 	if !s.dropping {
