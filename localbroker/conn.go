@@ -230,18 +230,28 @@ func (c *conn) startWriterLocked() {
 	go c.writeLoop()
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// writeScratch is what a writer goroutine reuses, pooled across writer runs:
+// the output buffer, and the PUBLISH that encode fills for each delivery
+// (one value per run, not one heap allocation per delivery, since
+// packet.Append takes it as an interface).
+type writeScratch struct {
+	buf []byte
+	pub packet.Publish
+}
+
+var scratchPool = sync.Pool{New: func() any { return &writeScratch{buf: make([]byte, 0, 4096)} }}
 
 const maxBatch = 64 << 10
 
 func (c *conn) writeLoop() {
 	defer c.b.connWG.Done()
-	bp := bufPool.Get().(*[]byte)
-	buf := (*bp)[:0]
+	ws := scratchPool.Get().(*writeScratch)
+	buf := ws.buf[:0]
 	defer func() {
 		if cap(buf) <= maxBatch*2 {
-			*bp = buf[:0]
-			bufPool.Put(bp)
+			ws.buf = buf[:0]
+			ws.pub = packet.Publish{} // keep no message alive in the pool
+			scratchPool.Put(ws)
 		}
 	}()
 	var batch []wItem
@@ -262,7 +272,7 @@ func (c *conn) writeLoop() {
 		c.wmu.Unlock()
 
 		for i := range batch {
-			buf = c.encode(buf, &batch[i])
+			buf = c.encode(buf, &batch[i], &ws.pub)
 			if len(buf) >= maxBatch || i == len(batch)-1 {
 				if err := c.flush(buf); err != nil {
 					c.writeFailed(err)
@@ -307,12 +317,13 @@ func (c *conn) writeFailed(err error) {
 	c.nc.Close()
 }
 
-func (c *conn) encode(dst []byte, it *wItem) []byte {
+// encode appends the packet of it to dst; p is scratch space for a PUBLISH.
+func (c *conn) encode(dst []byte, it *wItem, p *packet.Publish) []byte {
 	if it.m == nil {
 		return packet.Append(dst, it.pk, c.ver)
 	}
 	m := it.m
-	p := packet.Publish{Dup: it.dup, QoS: it.qos, Retain: it.retain, Topic: m.Topic, PacketID: it.pid, Payload: m.Payload}
+	*p = packet.Publish{Dup: it.dup, QoS: it.qos, Retain: it.retain, Topic: m.Topic, PacketID: it.pid, Payload: m.Payload}
 	if c.ver == packet.V5 {
 		p.Properties = m.Props
 		if !m.ExpiresAt.IsZero() {
@@ -330,7 +341,7 @@ func (c *conn) encode(dst []byte, it *wItem) []byte {
 			p.Properties.Set(packet.PropSubscriptionID)
 		}
 	}
-	return packet.Append(dst, &p, c.ver)
+	return packet.Append(dst, p, c.ver)
 }
 
 func (c *conn) sendPublish(m *Message, qos byte, retain, dup bool, pid uint16, subIDs []uint32) bool {
