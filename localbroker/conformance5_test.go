@@ -364,6 +364,21 @@ func TestConformance5SessionExpiry(t *testing.T) {
 		c.expectNothing(100 * time.Millisecond)
 	})
 
+	t.Run("[MQTT-3.1.2-4] Clean Start 1 discards a kept session", func(t *testing.T) {
+		c := c5Conn(t, addr, "secs", withExpiry(300))
+		c5Sub(c, 1, "secs/t", 1)
+		c.disconnect()
+		waitOffline(t, b, "secs")
+		_, ca := connect(t, addr, packet.V5, "secs", withClean(true), withExpiry(300))
+		if ca.SessionPresent {
+			t.Fatal("session present with Clean Start 1 [MQTT-3.2.2-2]")
+		}
+		pub := c5Conn(t, addr, "secspub")
+		if code := c5Publish(pub, &packet.Publish{Topic: "secs/t", QoS: 1, PacketID: 1}); code != packet.NoMatchingSubscribers {
+			t.Fatalf("subscription of the discarded session still matches: PUBACK %s", code)
+		}
+	})
+
 	t.Run("§3.14.2.2.2 DISCONNECT with Session Expiry 0 ends a session that had one", func(t *testing.T) {
 		c := c5Conn(t, addr, "sed0", withExpiry(300))
 		c.subscribe(1, "sed0/t", 1)
@@ -438,11 +453,13 @@ func TestConformance5Will(t *testing.T) {
 	t.Run("[MQTT-3.1.3-9] no will when the client reconnects within the delay", func(t *testing.T) {
 		obs := c5Conn(t, addr, "wd2obs")
 		obs.subscribe(1, "wd2", 1)
-		c := c5Conn(t, addr, "wd2", withExpiry(60), withWill("wd2", "never", 1, false), c5WillDelay(1))
+		c := c5Conn(t, addr, "wd2", withExpiry(60), withWill("wd2", "never", 1, false), c5WillDelay(2))
 		c.nc.Close()
 		waitOffline(t, b, "wd2")
-		c5Conn(t, addr, "wd2", withClean(false), withExpiry(60))
-		obs.expectNothing(1500 * time.Millisecond)
+		// The new connection brings a will of its own, which must not go
+		// out either while it is connected.
+		c5Conn(t, addr, "wd2", withClean(false), withExpiry(60), withWill("wd2", "second", 1, false), c5WillDelay(1))
+		obs.expectNothing(2500 * time.Millisecond)
 	})
 
 	t.Run("[MQTT-3.1.2-8] delayed will published when the session ends first", func(t *testing.T) {
@@ -860,14 +877,14 @@ func TestConformance5MessageExpiry(t *testing.T) {
 		pub := c5Conn(t, addr, "mxrpub")
 		published := time.Now()
 		c5Publish(pub, withExp(1, "mxr/short", "gone", 1, true))
-		c5Publish(pub, withExp(2, "mxr/long", "kept", 3, true))
+		c5Publish(pub, withExp(2, "mxr/long", "kept", 10, true))
 		c5WaitUntil(published.Add(1200 * time.Millisecond))
 		sub := c5Conn(t, addr, "mxr")
 		c5Sub(sub, 1, "mxr/#", 1)
 		p := sub.expectPublish("mxr/long", "kept")
-		// [MQTT-3.3.2-6] 3s minus at least 1.2s waited.
-		if e := p.Properties.MessageExpiry; !p.Properties.Has(packet.PropMessageExpiry) || e == 0 || e > 2 {
-			t.Fatalf("retained Message Expiry %d, want 1..2", e)
+		// [MQTT-3.3.2-6] 10s minus at least 1.2s waited.
+		if e := p.Properties.MessageExpiry; !p.Properties.Has(packet.PropMessageExpiry) || e == 0 || e > 9 {
+			t.Fatalf("retained Message Expiry %d, want 1..9", e)
 		}
 		sub.expectNothing(100 * time.Millisecond)
 	})
