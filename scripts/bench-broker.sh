@@ -32,7 +32,9 @@
 #   machine; their latency is the one to compare. R is 20000 (64 B) and 5000
 #   (4 KiB) for fan-in, 2000 (64 B) and 500 (4 KiB) for fan-out: about
 #   20-30 MB/s of 4 KiB payloads, where 20000/s of them (80 MB/s) is beyond
-#   both brokers on a 2-core machine that also runs the load generator. A "!" after msg/s marks a
+#   both brokers on a 2-core machine that also runs the load generator.
+# - QoS 1 "@R/s" rows pace QoS 1 the same way (fan-in 5000/s, fan-out
+#   1000/s), for a latency that is not a queue overflowing. A "!" after msg/s marks a
 #   run that delivered less than 95% of the scheduled rate.
 # - idle: IDLE_CONNS connections (CONNECT, keepalive 60, clean session) held
 #   for DURATION while the broker's RSS is sampled; printed below the table
@@ -46,7 +48,8 @@
 # load generator shares the CPU with the broker under test. Compare ratios.
 #
 # Environment: DURATION (5s), WARMUP (1s), FANIN_RATE (20000),
-# FANIN_RATE_4K (5000), FANOUT_RATE (2000), FANOUT_RATE_4K (500), IDLE_CONNS (2000), MICRO (1; 0 skips the Go
+# FANIN_RATE_4K (5000), FANOUT_RATE (2000), FANOUT_RATE_4K (500),
+# FANIN_RATE_Q1 (5000), FANOUT_RATE_Q1 (1000), IDLE_CONNS (2000), MICRO (1; 0 skips the Go
 # micro-benchmarks), GO (go), MOSQUITTO (found on PATH or in /usr/sbin).
 # Every step is bounded in time; the whole run takes about 4 minutes plus the
 # micro-benchmarks.
@@ -62,6 +65,8 @@ FANIN_RATE=${FANIN_RATE:-20000}
 FANOUT_RATE=${FANOUT_RATE:-2000}
 FANIN_RATE_4K=${FANIN_RATE_4K:-5000}
 FANOUT_RATE_4K=${FANOUT_RATE_4K:-500}
+FANIN_RATE_Q1=${FANIN_RATE_Q1:-5000}
+FANOUT_RATE_Q1=${FANOUT_RATE_Q1:-1000}
 IDLE_CONNS=${IDLE_CONNS:-2000}
 MICRO=${MICRO:-1}
 MOSQUITTO=${MOSQUITTO:-$(PATH="$PATH:/usr/sbin:/sbin" command -v mosquitto || true)}
@@ -212,12 +217,14 @@ SCENARIOS=(
 	"fan-in  q0 4KiB  @${FANIN_RATE_4K}/s|-scenario fanin -qos 0 -size 4096 -rate $FANIN_RATE_4K"
 	"fan-in  q1 64B|-scenario fanin -qos 1 -size 64"
 	"fan-in  q1 4KiB|-scenario fanin -qos 1 -size 4096"
+	"fan-in  q1 64B   @${FANIN_RATE_Q1}/s|-scenario fanin -qos 1 -size 64 -rate $FANIN_RATE_Q1"
 	"fan-out q0 64B   max|-scenario fanout -qos 0 -size 64"
 	"fan-out q0 64B   @${FANOUT_RATE}/s|-scenario fanout -qos 0 -size 64 -rate $FANOUT_RATE"
 	"fan-out q0 4KiB  max|-scenario fanout -qos 0 -size 4096"
 	"fan-out q0 4KiB  @${FANOUT_RATE_4K}/s|-scenario fanout -qos 0 -size 4096 -rate $FANOUT_RATE_4K"
 	"fan-out q1 64B|-scenario fanout -qos 1 -size 64"
 	"fan-out q1 4KiB|-scenario fanout -qos 1 -size 4096"
+	"fan-out q1 64B   @${FANOUT_RATE_Q1}/s|-scenario fanout -qos 1 -size 64 -rate $FANOUT_RATE_Q1"
 	"idle    ${IDLE_CONNS} conns|-scenario idle -conns $IDLE_CONNS"
 )
 
@@ -240,7 +247,7 @@ for sc in "${SCENARIOS[@]}"; do
 	m=$RESULT_mosquitto
 	o=$RESULT_outpost
 	if [ "${args[1]}" = idle ]; then
-		ROWS+=("$(printf '%-22s | %14s | %14s | %6s | %17s | %17s | %10s | %10s | %s' \
+		ROWS+=("$(printf '%-26s | %14s | %14s | %6s | %17s | %17s | %10s | %10s | %s' \
 			"$name" - - - - - "$(mib "$HWM_mosquitto")" "$(mib "$HWM_outpost")" -)")
 		for b in mosquitto outpost; do
 			r=RESULT_$b
@@ -255,7 +262,7 @@ for sc in "${SCENARIOS[@]}"; do
 			expected=$r
 			if [ "$(kv scenario "$m")" = fanout ]; then expected=$(awk -v r="$r" -v c="$(kv clients "$m")" 'BEGIN { print r*c }'); fi
 		fi
-		ROWS+=("$(printf '%-22s | %14s | %14s | %6s | %17s | %17s | %10s | %10s | %s' "$name" \
+		ROWS+=("$(printf '%-26s | %14s | %14s | %6s | %17s | %17s | %10s | %10s | %s' "$name" \
 			"$(rate "$(kv msgs_per_s "$m")" "$expected")" "$(rate "$(kv msgs_per_s "$o")" "$expected")" \
 			"$(ratio "$(kv msgs_per_s "$o")" "$(kv msgs_per_s "$m")")" \
 			"$(lat "$(kv p50_us "$m")" "$(kv p99_us "$m")")" "$(lat "$(kv p50_us "$o")" "$(kv p99_us "$o")")" \
@@ -266,9 +273,9 @@ for sc in "${SCENARIOS[@]}"; do
 done
 
 echo
-printf '%-22s | %14s | %14s | %6s | %17s | %17s | %10s | %10s | %s\n' \
+printf '%-26s | %14s | %14s | %6s | %17s | %17s | %10s | %10s | %s\n' \
 	scenario "mosquitto msg/s" "outpost msg/s" ratio "p50/p99 mosquitto" "p50/p99 outpost" "RSS mosq" "RSS outpost" "loss mosq/outpost"
-printf '%s\n' "$(printf '%.0s-' $(seq 150))"
+printf '%s\n' "$(printf '%.0s-' $(seq 154))"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "idle connections (VmRSS):"

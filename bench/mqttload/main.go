@@ -24,8 +24,11 @@
 //
 // QoS 1: every publisher keeps -window PUBLISHes unacknowledged at most
 // (a packet id comes back to it with each PUBACK); subscribers acknowledge
-// every delivery. QoS 1 is closed-loop, so its latency is meaningful at full
-// speed. QoS 0 with -rate 0 is open-loop overload: publishers write as fast
+// every delivery. The window paces a publisher by the broker's PUBACKs, but a
+// broker acknowledges a message once it has it, not once it was delivered:
+// when the subscribers are slower than the publishers (16 -> 1), the broker's
+// session queue overflows and latency is queueing; -rate paces QoS 1 too.
+// QoS 0 with -rate 0 is open-loop overload: publishers write as fast
 // as the socket takes bytes, the broker may drop (its right for QoS 0) and
 // latency measures queueing, not the broker. With -rate R the publishers
 // together publish R messages per second on a fixed schedule (each publisher
