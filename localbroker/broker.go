@@ -133,6 +133,10 @@ type Broker struct {
 	runCtx    context.Context
 	running   atomic.Bool
 
+	// checkRead: a listener has an ACL or there is an Authorize hook, so
+	// every delivery is checked for read access.
+	checkRead bool
+
 	// outboundFull counts QoS 0 deliveries refused by a full outbound
 	// queue; connection readers yield the CPU when it moves.
 	outboundFull atomic.Uint64
@@ -162,7 +166,9 @@ func New(opts Options, deps Deps) (*Broker, error) {
 			return nil, err
 		}
 		b.listeners = append(b.listeners, l)
+		b.checkRead = b.checkRead || l.acl != nil
 	}
+	b.checkRead = b.checkRead || deps.Hooks.Authorize != nil
 	return b, nil
 }
 
@@ -722,7 +728,7 @@ func (b *Broker) subscribeOne(s *session, info *ClientInfo, sp packet.Subscripti
 	if !b.validFilter(sp.Filter) {
 		return packet.TopicFilterInvalid, false, nil
 	}
-	if !b.allowed(info, s.acl, sp.Filter, AccessSubscribe) {
+	if _, acl := s.authz(); !b.allowed(info, acl, sp.Filter, AccessSubscribe) {
 		return packet.NotAuthorized, false, nil
 	}
 	s.mu.Lock()
@@ -814,17 +820,26 @@ func (b *Broker) removeFromTree(s *session, sub *subscription) {
 	}
 }
 
+// authz returns the identity and ACL that s's accesses are checked with,
+// under s.mu: a connection taking the session over replaces both.
+func (s *session) authz() (ClientInfo, *auth.ACL) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.info, s.acl
+}
+
 // sendRetained delivers the retained messages matching each new
 // subscription to s, with the retain flag set [MQTT-3.3.1-9].
 func (b *Broker) sendRetained(s *session, rds []retainedDelivery) {
 	now := time.Now()
+	info, acl := s.authz()
 	for _, rd := range rds {
 		sub := rd.sub
 		b.retained.Walk(sub.inner, func(_ string, m *Message) bool {
 			if m.expired(now) {
 				return true
 			}
-			if !b.allowed(&s.info, s.acl, m.Topic, AccessRead) {
+			if !b.allowed(&info, acl, m.Topic, AccessRead) {
 				return true
 			}
 			var ids []uint32
@@ -989,8 +1004,9 @@ func (b *Broker) route(m *Message) int {
 			}
 		}
 		i = j
-		if cur.s.acl != nil || b.deps.Hooks.Authorize != nil {
-			if !b.allowed(&cur.s.info, cur.s.acl, m.Topic, AccessRead) {
+		if b.checkRead {
+			info, acl := cur.s.authz()
+			if !b.allowed(&info, acl, m.Topic, AccessRead) {
 				continue
 			}
 		}
