@@ -320,7 +320,6 @@ func Test311CleanSessionAndSessionPresent(t *testing.T) {
 				}},
 				{"[MQTT-3.1.2-5] QoS 1 messages are stored while disconnected", func(t *testing.T) {
 					pub.publish(1, tp, "while-away", 1, false)
-					pub.publish(0, tp, "qos0-away", 0, false)
 				}},
 				{"[MQTT-3.2.2-2] stored session: Session Present 1 [MQTT-3.1.2-4]", func(t *testing.T) {
 					c, ca := connect(t, addr, v, id, c3Persistent(v)...)
@@ -511,6 +510,47 @@ func Test311SessionTakeover(t *testing.T) {
 			pub := mustConnect(t, addr, v, "c3-take-pub"+vname(v))
 			pub.publish(1, tp, "to the new owner", 1, false)
 			second.expectPublish(tp, "to the new owner")
+		})
+	}
+}
+
+func Test311ResendOnReconnect(t *testing.T) {
+	t.Parallel()
+	b, addr := startBroker(t, Options{})
+	for _, v := range versions() {
+		t.Run(vname(v)+"/[MQTT-4.4.0-1][MQTT-4.6.0-1] unacknowledged PUBLISH and PUBREL are resent with their ids, in order", func(t *testing.T) {
+			id := "c3-resend" + vname(v)
+			tp := "c3/resend/" + vname(v)
+			sub := mustConnect(t, addr, v, id, c3Persistent(v)...)
+			sub.subscribe(1, tp+"/#", 2)
+			pub := mustConnect(t, addr, v, "c3-resend-pub"+vname(v))
+			pub.publish(1, tp+"/a", "a", 2, false)
+			pub.publish(2, tp+"/b", "b", 1, false)
+			pub.publish(3, tp+"/c", "c", 2, false)
+			pa := expect[*packet.Publish](sub)
+			pb := expect[*packet.Publish](sub)
+			pc := expect[*packet.Publish](sub)
+			// a: PUBREC sent, PUBREL received, PUBCOMP never sent.
+			sub.send(&packet.Ack{Kind: packet.TypePubrec, PacketID: pa.PacketID})
+			c3ExpectAck(sub, packet.TypePubrel, pa.PacketID)
+			sub.nc.Close() // b and c never acknowledged
+			waitOffline(t, b, id)
+			sub, ca := connect(t, addr, v, id, c3Persistent(v)...)
+			if !ca.SessionPresent {
+				t.Fatal("session not resumed")
+			}
+			c3ExpectAck(sub, packet.TypePubrel, pa.PacketID)
+			for _, want := range []*packet.Publish{pb, pc} {
+				p := expect[*packet.Publish](sub)
+				if p.PacketID != want.PacketID || p.Topic != want.Topic || p.QoS != want.QoS || !p.Dup {
+					t.Fatalf("resent %q id %d QoS %d dup %v, want %q id %d QoS %d with DUP",
+						p.Topic, p.PacketID, p.QoS, p.Dup, want.Topic, want.PacketID, want.QoS)
+				}
+			}
+			sub.send(&packet.Ack{Kind: packet.TypePubcomp, PacketID: pa.PacketID})
+			sub.ack(pb)
+			sub.ack(pc)
+			sub.expectNothing(100 * time.Millisecond)
 		})
 	}
 }
@@ -1160,6 +1200,22 @@ func Test311Unsubscribe(t *testing.T) {
 			t.Run("[MQTT-3.10.4-4][MQTT-3.10.4-5] UNSUBACK with the same id even when nothing matched", func(t *testing.T) {
 				unsub(11, base+"/never-subscribed")
 				unsub(65535, "c3/unsub/none/#")
+			})
+			t.Run("[MQTT-3.10.4-3] a QoS 2 delivery already started is completed", func(t *testing.T) {
+				c := mustConnect(t, addr, v, "c3-unsub-q2"+vname(v))
+				c.subscribe(1, "c3/unsubq2/"+vname(v), 2)
+				pub.publish(4, "c3/unsubq2/"+vname(v), "started", 2, false)
+				p := expect[*packet.Publish](c)
+				if p.QoS != 2 || string(p.Payload) != "started" {
+					t.Fatalf("got %q at QoS %d, want QoS 2", p.Payload, p.QoS)
+				}
+				c.send(&packet.Unsubscribe{PacketID: 2, Filters: []string{"c3/unsubq2/" + vname(v)}})
+				if ua := expect[*packet.Unsuback](c); ua.PacketID != 2 {
+					t.Fatalf("UNSUBACK id %d", ua.PacketID)
+				}
+				// PUBREC, PUBREL, PUBCOMP still run to the end.
+				c.ack(p)
+				c.expectNothing(100 * time.Millisecond)
 			})
 			t.Run("[MQTT-3.10.4-6][MQTT-3.10.4-2] several filters, one UNSUBACK, delivery stops", func(t *testing.T) {
 				unsub(12, base+"/#", base+"/x")
