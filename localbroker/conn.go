@@ -159,7 +159,7 @@ func (c *conn) readError(err error) {
 			c.closeNow()
 			return
 		}
-		c.log.Info("keep alive timeout", "client_id", c.info.ClientID)
+		c.log.Info("keep alive timeout")
 		c.kick(packet.KeepAliveTimeout)
 	default:
 		var pe *packet.Error
@@ -181,7 +181,7 @@ func (c *conn) protocolError(err error) {
 	if errors.As(err, &pe) {
 		code = pe.Code
 	}
-	c.log.Info("protocol error, closing connection", "client_id", c.info.ClientID, "err", err)
+	c.log.Info("protocol error, closing connection", "err", err)
 	c.kick(code)
 }
 
@@ -207,8 +207,9 @@ func (c *conn) enqueue(it wItem) bool {
 			return false
 		}
 		if c.wbytes+it.size > 2*limit {
+			queued := c.wbytes
 			c.wmu.Unlock()
-			c.log.Warn("slow consumer, disconnecting", "client_id", c.info.ClientID, "queued_bytes", c.wbytes)
+			c.log.Warn("slow consumer, disconnecting", "queued_bytes", queued)
 			c.kick(packet.QuotaExceeded)
 			return false
 		}
@@ -310,7 +311,7 @@ func (c *conn) writeFailed(err error) {
 	c.wmu.Unlock()
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		c.log.Warn("slow consumer: write timed out, disconnecting", "client_id", c.info.ClientID)
+		c.log.Warn("slow consumer: write timed out, disconnecting")
 	} else {
 		c.log.Debug("write error", "err", err)
 	}
@@ -444,6 +445,14 @@ func (c *conn) refuse(code5, code311 packet.ReasonCode, reason string) bool {
 	return false
 }
 
+// setVersion records the protocol version; under the write lock because
+// kick (shutdown, another goroutine) reads it.
+func (c *conn) setVersion(v packet.Version) {
+	c.wmu.Lock()
+	c.ver = v
+	c.wmu.Unlock()
+}
+
 func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 	b := c.b
 	o := &b.opts
@@ -453,12 +462,12 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 		if errors.As(err, &pe) && pe.Code == packet.UnsupportedProtocolVersion &&
 			cp != nil && (cp.ProtocolName == "MQTT" || cp.ProtocolName == "MQIsdp") {
 			// [MQTT-3.1.2-2] answer with 0x01 (a 3.1.1 CONNACK every version can read).
-			c.ver = packet.V311
+			c.setVersion(packet.V311)
 			return c.refuse(0, packet.ConnRefusedVersion, err.Error())
 		}
 		if cp != nil && cp.ProtocolVersion == packet.V5 {
 			// [MQTT-4.13.1-1] a 5.0 client learns why in the CONNACK.
-			c.ver = packet.V5
+			c.setVersion(packet.V5)
 			code := packet.MalformedPacket
 			if pe != nil {
 				code = pe.Code
@@ -470,7 +479,7 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 		c.closeNow()
 		return false
 	}
-	c.ver = cp.ProtocolVersion
+	c.setVersion(cp.ProtocolVersion)
 	if c.ver == packet.V31 {
 		return c.refuse(0, packet.ConnRefusedVersion, "MQTT 3.1 is not supported")
 	}
@@ -576,6 +585,8 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 		}
 	}
 
+	// Before attach: from then on other goroutines log through c.log.
+	c.log = c.log.With("client_id", c.info.ClientID)
 	s, present, err := b.attach(c, &req)
 	if err != nil {
 		return c.refuse(packet.ServerUnavailable, packet.ConnRefusedUnavailable, "shutting down")
@@ -586,7 +597,6 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 	ack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 	c.sendConnack(&ack)
 	s.resume()
-	c.log = c.log.With("client_id", c.info.ClientID)
 	c.log.Debug("client connected", "version", c.ver.String(), "clean_start", cp.CleanStart,
 		"keepalive", ka, "session_present", present)
 	return true
