@@ -1479,16 +1479,16 @@ func Test311InprocInterop(t *testing.T) {
 		}
 	}
 	for _, v := range versions() {
-		net := mustConnect(t, addr, v, "c3-ip-net"+vname(v))
+		peer := mustConnect(t, addr, v, "c3-ip-net"+vname(v))
 		for sq := byte(0); sq <= 2; sq++ {
-			net.subscribe(uint16(sq+1), fmt.Sprintf("c3/ip/out/%s/%d/#", vname(v), sq), sq)
+			peer.subscribe(uint16(sq+1), fmt.Sprintf("c3/ip/out/%s/%d/#", vname(v), sq), sq)
 		}
 		for pq := byte(0); pq <= 2; pq++ {
 			for sq := byte(0); sq <= 2; sq++ {
 				t.Run(fmt.Sprintf("%s/network QoS %d to in-process QoS %d", vname(v), pq, sq), func(t *testing.T) {
-					net.t = t
+					peer.t = t
 					tp := fmt.Sprintf("c3/ip/in/%d/%s/%d", sq, vname(v), pq)
-					net.publish(7, tp, "up", pq, false)
+					peer.publish(7, tp, "up", pq, false)
 					d, err := ip.Next(ctx)
 					if err != nil {
 						t.Fatal(err)
@@ -1500,20 +1500,20 @@ func Test311InprocInterop(t *testing.T) {
 					}
 				})
 				t.Run(fmt.Sprintf("%s/in-process QoS %d to network QoS %d", vname(v), pq, sq), func(t *testing.T) {
-					net.t = t
+					peer.t = t
 					tp := fmt.Sprintf("c3/ip/out/%s/%d/%d", vname(v), sq, pq)
 					code, err := ip.Publish(ctx, &Message{Topic: tp, Payload: []byte("down"), QoS: pq})
 					if err != nil || code != packet.Success {
 						t.Fatalf("in-process Publish: %s %v", code, err)
 					}
-					if p := net.expectPublish(tp, "down"); p.QoS != min(pq, sq) || p.Retain {
+					if p := peer.expectPublish(tp, "down"); p.QoS != min(pq, sq) || p.Retain {
 						t.Fatalf("delivered at QoS %d retain %v, want QoS %d", p.QoS, p.Retain, min(pq, sq))
 					}
 				})
 			}
 		}
-		net.t = t
-		net.expectNothing(50 * time.Millisecond)
+		peer.t = t
+		peer.expectNothing(50 * time.Millisecond)
 	}
 	qctx, qcancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer qcancel()
