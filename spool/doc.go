@@ -1,14 +1,68 @@
-// Package spool will be Outpost's durable store (badger): FIFO queues with
-// acknowledgement, size and age limits and a drop policy, for QoS 1/2 messages
-// that an uplink rule exports. It also backs the broker's persistence
-// (retained messages and persistent sessions).
+// Package spool is Outpost's durable store, on badger: FIFO queues with
+// acknowledgement, size and age limits and a drop policy, for the QoS 1/2
+// messages that uplink rules export, and KV namespaces that back the
+// broker's persistence (retained messages, persistent sessions).
 //
-// An append is acknowledged only once its write batch is synced to disk, and
-// concurrent appenders share one sync; what Outpost acknowledged survives
-// kill -9, power loss and uplink outages within the spool's limits. When the
-// spool is full the configured policy (drop oldest, or refuse new) decides,
-// and every drop or refusal is counted and logged.
+// # Shape
 //
-// badger's options are sized for a 1 GiB board, not badger's server defaults.
-// spool may import only badger.
+// New validates Options; Run opens badger in Options.Dir, recovers every
+// queue's state, closes Ready and serves until its context is done, then
+// handles the requests it already took, syncs, closes badger and returns.
+// Queue and KV hand out the queues and namespaces.
+//
+// # Group commit
+//
+// Every write (Append, Ack, KV Set and Delete, drops and expiry) goes to one
+// writer goroutine. It takes all requests that queued up while it committed
+// the previous ones, from all queues and namespaces, applies them in one
+// badger transaction and commits (and syncs) once; then each caller returns.
+// One Append call is atomic. A queue's meta record (next sequence number,
+// depth, bytes) is written in the same transaction as its items, so Run
+// recovers depth and bytes without reading the items, and a crash never
+// leaves them apart.
+//
+// # Sync policies and what a power cut loses
+//
+// Nothing that Append or Set returned nil for is lost when the process is
+// killed (kill -9, a panic, the OOM killer) under any policy: badger writes
+// through memory maps, and the kernel keeps those pages. The policies differ
+// when power is lost or the kernel crashes:
+//
+//   - SyncAlways (the default): each commit is synced (msync of the
+//     write-ahead log and value log) before its callers return, so what
+//     Outpost acknowledged survives a power cut, provided the storage honours
+//     flushes (some SD cards and USB bridges do not). Concurrent callers
+//     share one sync. Value-log GC syncs its moves too.
+//   - SyncPeriodic ("interval"): commits return before the sync; a sync runs
+//     every SyncInterval. A power cut loses up to SyncInterval of
+//     acknowledged writes, plus those of a full memtable still being flushed
+//     to a table (badger syncs only the newest write-ahead log). A value-log
+//     GC keeps the old file until its moves are synced.
+//   - SyncNever: the kernel writes back when it likes (typically within 30
+//     seconds on Linux); a power cut loses whatever it had not written. Run
+//     syncs on a clean stop.
+//
+// After a power cut badger replays its write-ahead log and drops torn
+// transactions whole, so a queue's items and meta record stay consistent
+// under every policy; only how much is lost differs.
+//
+// # Limits
+//
+// A queue's Limits bound its messages and payload bytes. At the bound,
+// RejectNew (the default) refuses new messages with ErrFull, and DropOldest
+// removes messages at the head to make room. MaxAge expires messages at the
+// head. Every drop, expiry and refusal is counted in QueueStats; drops and
+// refusals are logged once per episode (when the first happens and when the
+// queue has room again), expiries at most once a minute per queue. Below
+// Options.MinFreeBytes of free disk, appends and KV sets fail with ErrNoSpace
+// while acks and deletes go on; writing resumes when space returns.
+//
+// # Keys
+//
+// Queue items are under q/<queue>/<seq> (seq 8 bytes big-endian), queue meta
+// records under m/<queue>, KV entries under k/<namespace>/<key>. Values
+// returned by Read, Get and Scan are copies the caller owns.
+//
+// badger's options are sized for a 1 GiB board (see Options), not badger's
+// server defaults. spool imports only the standard library and badger.
 package spool
