@@ -339,6 +339,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	b.stopTimers()
+	b.persistAll()
 	b.log.Info("stopped")
 	return nil
 }
@@ -413,7 +414,11 @@ func (b *Broker) loadPersisted() error {
 			}
 		}
 		b.sessions[s.id] = s
-		b.scheduleExpiry(s, st.Disconnected)
+		since := st.Disconnected
+		if since.IsZero() {
+			since = time.Now() // stored while online: the restart disconnected it
+		}
+		b.scheduleExpiry(s, since)
 	}
 	return nil
 }
@@ -648,7 +653,10 @@ func (b *Broker) snapshotLocked(s *session) *SessionState {
 	if b.deps.Persistence == nil || s.expiry == 0 {
 		return nil
 	}
-	st := &SessionState{ClientID: s.id, Username: s.info.Username, Expiry: s.expiry, Disconnected: time.Now()}
+	st := &SessionState{ClientID: s.id, Username: s.info.Username, Expiry: s.expiry}
+	if s.link == nil {
+		st.Disconnected = time.Now()
+	}
 	for _, sub := range s.subs {
 		st.Subscriptions = append(st.Subscriptions, SubscriptionState{Filter: sub.filter, Opts: sub.opts, ID: sub.id})
 	}
@@ -707,6 +715,7 @@ func (b *Broker) subscribe(s *session, info *ClientInfo, subs []packet.Subscript
 		}
 		rds = append(rds, retainedDelivery{sub: sub})
 	}
+	b.persistSession(s)
 	return codes, rds
 }
 
@@ -780,6 +789,41 @@ func (b *Broker) addSubscription(s *session, filter string, opts packet.Subscrip
 	return sub
 }
 
+// persistAll stores every persistent session at shutdown: messages queued
+// for offline sessions since they went offline are kept for the restart.
+func (b *Broker) persistAll() {
+	if b.deps.Persistence == nil {
+		return
+	}
+	b.mu.Lock()
+	ss := make([]*session, 0, len(b.sessions))
+	for _, s := range b.sessions {
+		ss = append(ss, s)
+	}
+	b.mu.Unlock()
+	for _, s := range ss {
+		b.persistSession(s)
+	}
+}
+
+// persistSession stores a persistent session's state after its
+// subscriptions changed, so that they survive a crash while it is online.
+func (b *Broker) persistSession(s *session) {
+	p := b.deps.Persistence
+	if p == nil {
+		return
+	}
+	s.mu.Lock()
+	st := b.snapshotLocked(s)
+	s.mu.Unlock()
+	if st == nil {
+		return
+	}
+	if err := p.StoreSession(st); err != nil {
+		b.log.Error("persistence: store session", "client_id", s.id, "err", err)
+	}
+}
+
 // unsubscribe removes filters from s [MQTT-3.10.4].
 func (b *Broker) unsubscribe(s *session, filters []string) []packet.ReasonCode {
 	codes := make([]packet.ReasonCode, len(filters))
@@ -796,6 +840,7 @@ func (b *Broker) unsubscribe(s *session, filters []string) []packet.ReasonCode {
 		b.removeFromTree(s, sub)
 		b.mu.Unlock()
 	}
+	b.persistSession(s)
 	return codes
 }
 
