@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/outpost-gw/outpost/localbroker"
+	"github.com/outpost-gw/outpost/spool"
 )
 
 // Config is the whole gateway configuration, as written in the TOML file.
@@ -28,6 +29,7 @@ type Config struct {
 	// DataDir holds the gateway's durable state (spool, broker persistence).
 	DataDir   string           `toml:"data_dir"`
 	Log       LogConfig        `toml:"log"`
+	Spool     SpoolConfig      `toml:"spool"`
 	Broker    BrokerConfig     `toml:"broker"`
 	Listeners []ListenerConfig `toml:"listener"`
 }
@@ -36,6 +38,23 @@ type Config struct {
 type LogConfig struct {
 	Level  string `toml:"level"`  // "debug", "info", "warn" or "error"
 	Format string `toml:"format"` // "text" or "json"
+}
+
+// SpoolConfig is the [spool] table: the durable store in <data_dir>/spool
+// that holds the uplinks' queues and the broker's retained messages and
+// persistent sessions. Each key maps to the spool.Options field of the
+// similar name (see SpoolOptions).
+type SpoolConfig struct {
+	Sync             string   `toml:"sync"`                // "always", "interval" or "never"
+	SyncInterval     Duration `toml:"sync_interval"`       // period of sync = "interval"
+	MinFree          Size     `toml:"min_free"`            // 0 turns the free-space check off
+	MemTableSize     Size     `toml:"memtable_size"`       // each of badger's two memtables
+	BlockCacheSize   Size     `toml:"block_cache_size"`    // badger's block cache
+	IndexCacheSize   Size     `toml:"index_cache_size"`    // table indexes and bloom filters
+	ValueLogFileSize Size     `toml:"value_log_file_size"` // one value-log file; also the largest message
+	ValueThreshold   Size     `toml:"value_threshold"`     // values this large go to the value log
+	GCInterval       Duration `toml:"gc_interval"`         // value-log GC period; 0 turns GC off
+	ExpireInterval   Duration `toml:"expire_interval"`     // period of dropping expired messages
 }
 
 // BrokerConfig holds the broker's limits; each key maps to the
@@ -104,6 +123,7 @@ func Default() *Config {
 	return &Config{
 		DataDir: "./outpost-data",
 		Log:     LogConfig{Level: "info", Format: "text"},
+		Spool:   defaultSpool(),
 		Broker:  defaultBroker(),
 		Listeners: []ListenerConfig{{
 			Name:           "default",
@@ -111,6 +131,22 @@ func Default() *Config {
 			Address:        ":1883",
 			AllowAnonymous: true,
 		}},
+	}
+}
+
+// defaultSpool spells out the defaults documented on spool.Options.
+func defaultSpool() SpoolConfig {
+	return SpoolConfig{
+		Sync:             string(spool.SyncAlways),
+		SyncInterval:     Duration(spool.DefaultSyncInterval),
+		MinFree:          spool.DefaultMinFreeBytes,
+		MemTableSize:     spool.DefaultMemTableBytes,
+		BlockCacheSize:   spool.DefaultBlockCacheBytes,
+		IndexCacheSize:   spool.DefaultIndexCacheBytes,
+		ValueLogFileSize: spool.DefaultValueLogFileBytes,
+		ValueThreshold:   spool.DefaultValueThresholdBytes,
+		GCInterval:       Duration(spool.DefaultGCInterval),
+		ExpireInterval:   Duration(spool.DefaultExpireInterval),
 	}
 }
 
@@ -217,6 +253,7 @@ func (c *Config) validate(p *problems) {
 		p.add("data_dir", "must not be empty")
 	}
 	c.Log.validate(p)
+	c.Spool.validate(p)
 	c.Broker.validate(p)
 	if len(c.Listeners) == 0 {
 		p.add("listener", "at least one listener is needed")
@@ -248,6 +285,56 @@ func (l LogConfig) validate(p *problems) {
 	case "text", "json":
 	default:
 		p.add("log.format", "unknown format %q (use text or json)", l.Format)
+	}
+}
+
+// Limits of the spool's sizes, from badger and the spool (see spool.Options).
+const (
+	minMemTableSize     = 1 * MiB
+	minValueLogFileSize = 1 * MiB
+	maxValueLogFileSize = 2 * GiB // exclusive
+	maxValueThreshold   = 1 * MiB // badger refuses more
+)
+
+func (s SpoolConfig) validate(p *problems) {
+	switch spool.SyncPolicy(s.Sync) {
+	case spool.SyncAlways, spool.SyncPeriodic, spool.SyncNever:
+	default:
+		p.add("spool.sync", "unknown sync policy %q (use always, interval or never)", s.Sync)
+	}
+	if s.SyncInterval <= 0 {
+		p.add("spool.sync_interval", "must be more than 0s, not %s", s.SyncInterval)
+	}
+	if s.MinFree < 0 {
+		p.add("spool.min_free", "must not be negative (%s)", s.MinFree)
+	}
+	if s.MemTableSize < minMemTableSize {
+		p.add("spool.memtable_size", "must be at least %s, not %s", minMemTableSize, s.MemTableSize)
+	}
+	if s.BlockCacheSize < 1 {
+		p.add("spool.block_cache_size", "must be at least 1 byte, not %s", s.BlockCacheSize)
+	}
+	if s.IndexCacheSize < 1 {
+		p.add("spool.index_cache_size", "must be at least 1 byte, not %s", s.IndexCacheSize)
+	}
+	if s.ValueLogFileSize < minValueLogFileSize || s.ValueLogFileSize >= maxValueLogFileSize {
+		p.add("spool.value_log_file_size", "%s is out of range (at least %s, less than %s)", s.ValueLogFileSize, minValueLogFileSize, maxValueLogFileSize)
+	}
+	// badger refuses a value threshold above 1 MiB or above its largest
+	// transaction, 15% of a memtable.
+	switch maxTxn := s.MemTableSize * 15 / 100; {
+	case s.ValueThreshold < 1:
+		p.add("spool.value_threshold", "must be at least 1 byte, not %s", s.ValueThreshold)
+	case s.ValueThreshold > maxValueThreshold:
+		p.add("spool.value_threshold", "%s is more than %s", s.ValueThreshold, maxValueThreshold)
+	case s.MemTableSize >= minMemTableSize && s.ValueThreshold > maxTxn:
+		p.add("spool.value_threshold", "%s is more than 15%% of memtable_size (%s, so at most %d bytes)", s.ValueThreshold, s.MemTableSize, maxTxn)
+	}
+	if s.GCInterval < 0 {
+		p.add("spool.gc_interval", "must not be negative (%s)", s.GCInterval)
+	}
+	if s.ExpireInterval <= 0 {
+		p.add("spool.expire_interval", "must be more than 0s, not %s", s.ExpireInterval)
 	}
 }
 
@@ -407,6 +494,36 @@ func unwrapAddrErr(err error) string {
 		return ae.Err
 	}
 	return err.Error()
+}
+
+// SpoolDir is the spool's folder: "spool" in data_dir.
+func (c *Config) SpoolDir() string { return filepath.Join(c.DataDir, "spool") }
+
+// SpoolOptions returns the spool's options for c. Logger is left nil for the
+// caller to set.
+func (c *Config) SpoolOptions() spool.Options {
+	s := c.Spool
+	opts := spool.Options{
+		Dir:                 c.SpoolDir(),
+		Sync:                spool.SyncPolicy(s.Sync),
+		SyncInterval:        time.Duration(s.SyncInterval),
+		MemTableBytes:       int64(s.MemTableSize),
+		BlockCacheBytes:     int64(s.BlockCacheSize),
+		IndexCacheBytes:     int64(s.IndexCacheSize),
+		ValueLogFileBytes:   int64(s.ValueLogFileSize),
+		ValueThresholdBytes: int64(s.ValueThreshold),
+		GCInterval:          time.Duration(s.GCInterval),
+		ExpireInterval:      time.Duration(s.ExpireInterval),
+		MinFreeBytes:        int64(s.MinFree),
+	}
+	// The config's 0 turns these off; the spool's 0 means its default.
+	if opts.GCInterval == 0 {
+		opts.GCInterval = -1
+	}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = -1
+	}
+	return opts
 }
 
 // BrokerOptions returns the broker's options for c. Logger is left nil for

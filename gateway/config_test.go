@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/outpost-gw/outpost/localbroker"
+	"github.com/outpost-gw/outpost/spool"
 )
 
 // examplesDir returns the absolute path of configs/examples (demo TLS files,
@@ -148,11 +149,109 @@ use_cn_as_username = true
 		t.Errorf("retain %v, sys interval %v, keepalive %d; want false, negative (off), 60",
 			*opts.RetainAvailable, opts.SysInterval, opts.MaxKeepAlive)
 	}
-	checkAllSet(t, "Options", reflect.ValueOf(opts), "Logger", "Listeners")
+	checkAllSet(t, "localbroker.Options", reflect.ValueOf(opts), "Logger", "Listeners")
 	if len(opts.Listeners) != 1 {
 		t.Fatalf("%d listeners", len(opts.Listeners))
 	}
-	checkAllSet(t, "ListenerOptions", reflect.ValueOf(opts.Listeners[0]))
+	checkAllSet(t, "localbroker.ListenerOptions", reflect.ValueOf(opts.Listeners[0]))
+}
+
+// The defaults of SpoolConfig are the spool's own defaults, in data_dir/spool.
+func TestDefaultSpoolOptions(t *testing.T) {
+	opts := Default().SpoolOptions()
+	want := spool.Options{
+		Dir:                 filepath.Join("outpost-data", "spool"),
+		Sync:                spool.SyncAlways,
+		SyncInterval:        spool.DefaultSyncInterval,
+		MemTableBytes:       spool.DefaultMemTableBytes,
+		BlockCacheBytes:     spool.DefaultBlockCacheBytes,
+		IndexCacheBytes:     spool.DefaultIndexCacheBytes,
+		ValueLogFileBytes:   spool.DefaultValueLogFileBytes,
+		ValueThresholdBytes: spool.DefaultValueThresholdBytes,
+		GCInterval:          spool.DefaultGCInterval,
+		ExpireInterval:      spool.DefaultExpireInterval,
+		MinFreeBytes:        spool.DefaultMinFreeBytes,
+	}
+	if !reflect.DeepEqual(opts, want) {
+		t.Errorf("SpoolOptions() =\n%+v\nwant\n%+v", opts, want)
+	}
+}
+
+// Every field of spool.Options has a config key; "0s" and 0 turn GC and the
+// free-space check off, which the spool spells as negative values.
+func TestSpoolOptionsMapsEveryField(t *testing.T) {
+	path := writeConfig(t, `
+data_dir = "state"
+[spool]
+sync = "interval"
+sync_interval = "250ms"
+min_free = "1GiB"
+memtable_size = "16MiB"
+block_cache_size = "1MiB"
+index_cache_size = "2MiB"
+value_log_file_size = "32MiB"
+value_threshold = "4KiB"
+gc_interval = "1h"
+expire_interval = "5s"
+`)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := c.SpoolOptions()
+	want := spool.Options{
+		Dir:                 filepath.Join(filepath.Dir(path), "state", "spool"),
+		Sync:                spool.SyncPeriodic,
+		SyncInterval:        250 * time.Millisecond,
+		MemTableBytes:       16 << 20,
+		BlockCacheBytes:     1 << 20,
+		IndexCacheBytes:     2 << 20,
+		ValueLogFileBytes:   32 << 20,
+		ValueThresholdBytes: 4 << 10,
+		GCInterval:          time.Hour,
+		ExpireInterval:      5 * time.Second,
+		MinFreeBytes:        1 << 30,
+	}
+	if !reflect.DeepEqual(opts, want) {
+		t.Errorf("SpoolOptions() =\n%+v\nwant\n%+v", opts, want)
+	}
+	checkAllSet(t, "spool.Options", reflect.ValueOf(opts), "Logger")
+
+	c.Spool.GCInterval = 0
+	c.Spool.MinFree = 0
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	opts = c.SpoolOptions()
+	if opts.GCInterval >= 0 || opts.MinFreeBytes >= 0 {
+		t.Errorf("gc_interval 0s and min_free 0 give GCInterval %v and MinFreeBytes %d; want both negative (off)", opts.GCInterval, opts.MinFreeBytes)
+	}
+	if _, err := spool.New(opts); err != nil {
+		t.Errorf("spool.New refuses the options: %v", err)
+	}
+}
+
+// Every config the validation accepts gives options spool.New accepts, at
+// the edges of each range.
+func TestSpoolEdgesAreAcceptedBySpool(t *testing.T) {
+	for _, edit := range []func(*SpoolConfig){
+		func(s *SpoolConfig) { s.MemTableSize = minMemTableSize; s.ValueThreshold = minMemTableSize * 15 / 100 },
+		func(s *SpoolConfig) { s.ValueLogFileSize = minValueLogFileSize },
+		func(s *SpoolConfig) { s.ValueLogFileSize = maxValueLogFileSize - 1 },
+		func(s *SpoolConfig) { s.MemTableSize = 64 * MiB; s.ValueThreshold = maxValueThreshold },
+		func(s *SpoolConfig) { s.BlockCacheSize, s.IndexCacheSize, s.ValueThreshold = 1, 1, 1 },
+		func(s *SpoolConfig) { s.Sync = "never"; s.SyncInterval = Duration(time.Nanosecond) },
+	} {
+		c := Default()
+		edit(&c.Spool)
+		if err := c.Validate(); err != nil {
+			t.Errorf("%+v: Validate = %v", c.Spool, err)
+			continue
+		}
+		if _, err := spool.New(c.SpoolOptions()); err != nil {
+			t.Errorf("%+v: spool.New = %v", c.Spool, err)
+		}
+	}
 }
 
 func checkAllSet(t *testing.T, what string, v reflect.Value, except ...string) {
@@ -160,7 +259,7 @@ func checkAllSet(t *testing.T, what string, v reflect.Value, except ...string) {
 	for i := range v.NumField() {
 		name := v.Type().Field(i).Name
 		if !strings.Contains(strings.Join(except, ","), name) && v.Field(i).IsZero() {
-			t.Errorf("localbroker.%s.%s has no config key (or the config does not set it)", what, name)
+			t.Errorf("%s.%s has no config key (or the config does not set it)", what, name)
 		}
 	}
 }
@@ -372,6 +471,77 @@ topic_alias_maximum = 0 #<-
 		{"zero max connections", "broker.max_connections", "must be at least 1, not 0", `
 [broker]
 max_connections = 0 #<-
+`},
+		{"unknown spool key", "spool.sync_every", "unknown key", `
+[spool]
+sync = "interval"
+sync_every = "1s" #<-
+`},
+		{"unknown sync policy", "spool.sync", `unknown sync policy "sometimes" (use always, interval or never)`, `
+[spool]
+sync = "sometimes" #<-
+`},
+		{"sync policy as a boolean", "spool.sync", "want a string, got a boolean", `
+[spool]
+sync = true #<-
+`},
+		{"zero sync interval", "spool.sync_interval", "must be more than 0s, not 0s", `
+[spool]
+sync = "interval"
+sync_interval = "0s" #<-
+`},
+		{"sync interval without a unit", "spool.sync_interval", `invalid duration "5"`, `
+[spool]
+sync_interval = "5" #<-
+`},
+		{"negative min free", "spool.min_free", "must not be negative", `
+[spool]
+min_free = "-64MiB" #<-
+`},
+		{"memtable too small", "spool.memtable_size", "must be at least 1MiB, not 512KiB", `
+[spool]
+memtable_size = "512KiB" #<-
+`},
+		{"zero block cache", "spool.block_cache_size", "must be at least 1 byte, not 0B", `
+[spool]
+block_cache_size = 0 #<-
+`},
+		{"zero index cache", "spool.index_cache_size", "must be at least 1 byte, not 0B", `
+[spool]
+index_cache_size = "0B" #<-
+`},
+		{"value log file too large", "spool.value_log_file_size", "2GiB is out of range (at least 1MiB, less than 2GiB)", `
+[spool]
+value_log_file_size = "2GiB" #<-
+`},
+		{"value log file too small", "spool.value_log_file_size", "64KiB is out of range", `
+[spool]
+value_log_file_size = "64KiB" #<-
+`},
+		{"value threshold above 1MiB", "spool.value_threshold", "2MiB is more than 1MiB", `
+[spool]
+memtable_size = "64MiB"
+value_threshold = "2MiB" #<-
+`},
+		{"value threshold above 15% of the memtable", "spool.value_threshold", "512KiB is more than 15% of memtable_size (2MiB, so at most 314572 bytes)", `
+[spool]
+memtable_size = "2MiB"
+value_threshold = "512KiB" #<-
+`},
+		{"zero value threshold", "spool.value_threshold", "must be at least 1 byte", `
+[spool]
+value_threshold = 0 #<-
+`},
+		{"negative gc interval", "spool.gc_interval", "must not be negative (-10m)", `
+[spool]
+gc_interval = "-10m" #<-
+`},
+		{"zero expire interval", "spool.expire_interval", "must be more than 0s, not 0s", `
+[spool]
+expire_interval = "0s" #<-
+`},
+		{"spool given as a string", "spool", "want a table, got a string", `
+spool = "/var/spool" #<-
 `},
 		{"unknown log level", "log.level", `unknown level "verbose"`, `
 [log]
@@ -628,6 +798,16 @@ data_dir = "/srv/outpost"
 [log]
 level = "debug"
 format = "json"
+[spool]
+sync = "never"
+sync_interval = "2s"
+min_free = 0
+memtable_size = 16777216
+block_cache_size = "512KiB"
+value_log_file_size = "100MB"
+value_threshold = "2KiB"
+gc_interval = "0s"
+expire_interval = "1m30s"
 [broker]
 max_connections = 3
 max_packet_size = 1000
@@ -682,6 +862,9 @@ func TestWriteTOMLIsReadable(t *testing.T) {
 	}
 	for _, want := range []string{
 		`data_dir = "./outpost-data"`,
+		"[spool]\nsync = \"always\"\n",
+		`min_free = "64MiB"`,
+		`gc_interval = "10m"`,
 		"[broker]\nmax_connections = 10000\n",
 		`max_packet_size = "1MiB"`,
 		`connect_timeout = "10s"`,

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/outpost-gw/outpost/localbroker"
+	"github.com/outpost-gw/outpost/spool"
 )
 
 // component is one part of the gateway (spool, broker, MQTT-SN transport,
@@ -34,6 +36,7 @@ type Gateway struct {
 	components []component // start order; stopped in reverse
 	ready      chan struct{}
 	started    atomic.Bool
+	broker     *localbroker.Broker // nil in tests of the lifecycle alone
 }
 
 // SetVersion records the build version reported by components ($SYS/broker/version).
@@ -54,20 +57,44 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 	}
 
 	// The order is the dependency order: each component may use those before
-	// it. The spool will come first (the broker persists into it); MQTT-SN
-	// transports and uplinks will follow the broker, whose clients they are.
+	// it, and is started only once those are ready. The spool comes first:
+	// the broker loads its retained messages and persistent sessions from the
+	// spool's "broker" namespace when it starts, and stores them there until
+	// it stops, before the spool does. MQTT-SN transports and uplinks will
+	// follow the broker, whose clients they are.
 	var comps []component
 
+	sopts := cfg.SpoolOptions()
+	sopts.Logger = logger // each component adds its own "component" attribute
+	store, err := spool.New(sopts)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	comps = append(comps, store)
+	// A KV namespace may be taken before the store is open; its calls work
+	// once the store is ready, which is before the broker runs.
+	brokerKV, err := store.KV(brokerNamespace)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+
 	bopts := cfg.BrokerOptions()
-	bopts.Logger = logger // each component adds its own "component" attribute
-	b, err := localbroker.New(bopts, localbroker.Deps{})
+	bopts.Logger = logger
+	b, err := localbroker.New(bopts, localbroker.Deps{
+		Persistence: localbroker.NewKVPersistence(brokerKV),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	comps = append(comps, brokerComponent{b})
 
-	return newGateway(logger, comps), nil
+	g := newGateway(logger, comps)
+	g.broker = b
+	return g, nil
 }
+
+// brokerNamespace is the spool KV namespace of the broker's persistence.
+const brokerNamespace = "broker"
 
 func newGateway(logger *slog.Logger, comps []component) *Gateway {
 	return &Gateway{
@@ -81,6 +108,15 @@ func newGateway(logger *slog.Logger, comps []component) *Gateway {
 type brokerComponent struct{ *localbroker.Broker }
 
 func (brokerComponent) Name() string { return "broker" }
+
+// Addrs returns the bound address of each of the broker's listeners by name,
+// once Ready is closed (a listener on port 0 gets a free port).
+func (g *Gateway) Addrs() map[string]net.Addr {
+	if g.broker == nil {
+		return nil
+	}
+	return g.broker.Addrs()
+}
 
 // Ready is closed once every component has started and is ready.
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }

@@ -266,6 +266,7 @@ func TestRunOnce(t *testing.T) {
 
 func TestGatewayRunsTheBroker(t *testing.T) {
 	cfg := Default()
+	cfg.DataDir = t.TempDir()
 	cfg.Listeners[0].Address = "127.0.0.1:0"
 	var logs bytes.Buffer
 	g, err := New(cfg, NewLogger(cfg.Log, &syncWriter{w: &logs}))
@@ -279,7 +280,11 @@ func TestGatewayRunsTheBroker(t *testing.T) {
 	if err := waitFor(t, done, "Run to return"); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	for _, want := range []string{`msg=starting component=gateway name=broker`, `msg="gateway ready"`, `msg=stopped component=gateway name=broker`} {
+	for _, want := range []string{
+		`msg=starting component=gateway name=spool`, `msg="spool open" component=spool`,
+		`msg=starting component=gateway name=broker`, `msg="gateway ready"`,
+		`msg=stopped component=gateway name=broker`, `msg=stopped component=gateway name=spool`,
+	} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("logs lack %q:\n%s", want, logs.String())
 		}
