@@ -109,8 +109,15 @@ func freePort(t *testing.T) int {
 // still running.
 func startOutpost(t *testing.T) *outpost {
 	t.Helper()
-	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	return runOutpost(t, t.TempDir(), fmt.Sprintf("127.0.0.1:%d", freePort(t)), "")
+}
+
+// runOutpost is startOutpost with the folder of the config and of the data
+// (dir/data), the listener's address, and more TOML appended to the config
+// (tables after the [[listener]]). Running it again with the same dir and
+// addr restarts outpost on the same data.
+func runOutpost(t *testing.T, dir, addr, extra string) *outpost {
+	t.Helper()
 	cfg := fmt.Sprintf(`data_dir = %q
 
 [log]
@@ -125,7 +132,7 @@ name = "blackbox"
 type = "tcp"
 address = %q
 allow_anonymous = true
-`, filepath.Join(dir, "data"), addr)
+`, filepath.Join(dir, "data"), addr) + extra
 	file := filepath.Join(dir, "outpost.toml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -177,6 +184,18 @@ func (o *outpost) signal(sig os.Signal) {
 	o.t.Helper()
 	if err := o.cmd.Process.Signal(sig); err != nil {
 		o.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// kill9 kills the process with SIGKILL, as a crash or the OOM killer would,
+// and waits until it has exited.
+func (o *outpost) kill9() {
+	o.t.Helper()
+	o.signal(syscall.SIGKILL)
+	select {
+	case <-o.done:
+	case <-time.After(10 * time.Second):
+		o.t.Fatal("outpost still running 10s after SIGKILL")
 	}
 }
 
