@@ -120,6 +120,14 @@ type Broker struct {
 	retained *topic.Retained[*Message]
 	stats    stats
 
+	// retainMu orders retained publishes against subscribes: a publish of a
+	// retained message holds it shared while it updates the store and
+	// routes; a subscribe holds it exclusively from adding the
+	// subscription until its retained messages are queued. Either the
+	// publish comes first (the subscriber gets the new value as retained) or
+	// after (it gets the old value retained, then the new one live).
+	retainMu sync.RWMutex
+
 	mu       sync.Mutex
 	sessions map[string]*session
 	groups   map[string]*sharedGroup // "name\x00inner"
@@ -960,10 +968,19 @@ func (b *Broker) publish(info *ClientInfo, acl *auth.ACL, m *Message) (packet.Re
 	}
 	b.stats.received.Add(1)
 	b.stats.bytesIn.Add(int64(len(m.Payload)))
+	var n int
 	if m.Retain {
+		// Store and route as one step against concurrent subscribes, so a
+		// new subscriber never ends up with an older retained value after
+		// a newer live one (see retainMu).
+		b.retainMu.RLock()
 		b.storeRetained(m)
+		n = b.route(m)
+		b.retainMu.RUnlock()
+	} else {
+		n = b.route(m)
 	}
-	if b.route(m) == 0 {
+	if n == 0 {
 		return packet.NoMatchingSubscribers, nil
 	}
 	return packet.Success, nil

@@ -724,6 +724,8 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) error {
 			return packet.Errorf(packet.ProtocolError, "no local on a shared subscription") // [MQTT-3.8.3-4]
 		}
 	}
+	c.b.retainMu.Lock()
+	defer c.b.retainMu.Unlock()
 	codes, rds := c.b.subscribe(c.sess, &c.info, p.Subscriptions, subID)
 	c.send(&packet.Suback{PacketID: p.PacketID, ReasonCodes: codes}) // [MQTT-3.8.4-1]
 	c.b.sendRetained(c.sess, rds)

@@ -192,3 +192,60 @@ func waitOffline(t testing.TB, b *Broker, id string) {
 		return s == nil || !s.online.Load()
 	})
 }
+
+// A subscriber must never see an older retained value after a newer one:
+// retained delivery at subscribe time is ordered against concurrent
+// retained publishes.
+func TestRetainedNotStaleUnderConcurrentPublish(t *testing.T) {
+	b, _ := startBroker(t, Options{})
+	ctx := context.Background()
+	pub, _, err := b.Attach(ClientOptions{ClientID: "rpub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(false)
+	const n = 3000
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; i <= n; i++ {
+			if _, err := pub.Publish(ctx, &Message{Topic: "state/x", Payload: []byte(fmt.Sprint(i)), Retain: true}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var subs []*Client
+	for k := 0; k < 40; k++ {
+		c, _, err := b.Attach(ClientOptions{ClientID: fmt.Sprintf("rsub%d", k), MaxBuffered: n + 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Subscribe(ctx, []packet.Subscription{{Filter: "state/x"}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, c)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for k, c := range subs {
+		c.Close(false)
+		last := 0
+		for {
+			d, err := c.Next(ctx)
+			if err != nil {
+				break // closed and drained
+			}
+			var v int
+			fmt.Sscan(string(d.Message.Payload), &v)
+			if v < last {
+				t.Fatalf("subscriber %d saw %d after %d", k, v, last)
+			}
+			last = v
+		}
+		if last != n {
+			t.Fatalf("subscriber %d ended at %d, want %d", k, last, n)
+		}
+	}
+}

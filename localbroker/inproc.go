@@ -168,6 +168,8 @@ func (c *Client) Subscribe(ctx context.Context, subs []packet.Subscription, subI
 			return nil, packet.Errorf(packet.ProtocolError, "bad subscription options for %q", sp.Filter)
 		}
 	}
+	c.b.retainMu.Lock()
+	defer c.b.retainMu.Unlock()
 	codes, rds := c.b.subscribe(c.sess, &c.info, subs, subID)
 	c.b.sendRetained(c.sess, rds)
 	return codes, nil
