@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,30 +50,42 @@ func startBroker(t testing.TB, opts Options, deps ...Deps) (*Broker, string) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	runUntilStopped(t, "broker", b.Run, b.Ready())
+	return b, b.Addrs()[opts.Listeners[0].Name].String()
+}
+
+// runUntilStopped runs a component until the returned stop is called (or
+// the test ends), after waiting for it to be ready.
+func runUntilStopped(t testing.TB, name string, run func(context.Context) error, ready <-chan struct{}) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- b.Run(ctx) }()
+	go func() { errc <- run(ctx) }()
 	select {
-	case <-b.Ready():
+	case <-ready:
 	case err := <-errc:
 		cancel()
-		t.Fatalf("Run: %v", err)
+		t.Fatalf("%s Run: %v", name, err)
 	case <-time.After(5 * time.Second):
 		cancel()
-		t.Fatal("broker not ready")
+		t.Fatalf("%s not ready", name)
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("Run returned %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-errc:
+				if err != nil {
+					t.Errorf("%s Run returned %v", name, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("%s did not stop within 10s", name)
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("broker did not stop within 10s")
-		}
-	})
-	return b, b.Addrs()[opts.Listeners[0].Name].String()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // client is a raw MQTT test client speaking through the packet codec.

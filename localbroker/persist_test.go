@@ -1,7 +1,6 @@
 package localbroker
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -16,61 +15,18 @@ func openSpool(t *testing.T, dir string) (*spool.Store, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- st.Run(ctx) }()
-	select {
-	case <-st.Ready():
-	case err := <-errc:
-		cancel()
-		t.Fatalf("spool Run: %v", err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("spool Run returned %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return st, stop
+	return st, runUntilStopped(t, "spool", st.Run, st.Ready())
 }
 
 // runBroker is startBroker with a stop function for restart tests.
-func runBroker(t *testing.T, opts Options, deps Deps) (*Broker, string, func()) {
+func runBroker(t *testing.T, deps Deps) (*Broker, string, func()) {
 	t.Helper()
-	opts.Listeners = []ListenerOptions{{Name: "tcp", Address: "127.0.0.1:0", AllowAnonymous: true}}
-	opts.Logger = testLogger()
-	opts.SysInterval = -1
-	b, err := New(opts, deps)
+	b, err := New(Options{Listeners: []ListenerOptions{{Name: "tcp", Address: "127.0.0.1:0", AllowAnonymous: true}},
+		Logger: testLogger(), SysInterval: -1}, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- b.Run(ctx) }()
-	select {
-	case <-b.Ready():
-	case err := <-errc:
-		cancel()
-		t.Fatalf("Run: %v", err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run returned %v", err)
-		}
-	}
-	t.Cleanup(stop)
+	stop := runUntilStopped(t, "broker", b.Run, b.Ready())
 	return b, b.Addrs()["tcp"].String(), stop
 }
 
@@ -82,7 +38,7 @@ func TestPersistenceSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	deps := Deps{Persistence: NewKVPersistence(kv)}
-	b, addr, stop := runBroker(t, Options{}, deps)
+	b, addr, stop := runBroker(t, deps)
 
 	pub := mustConnect(t, addr, packet.V5, "pub")
 	pub.publish(1, "status/a", "up", 1, true)
@@ -104,7 +60,7 @@ func TestPersistenceSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b2, addr, _ := runBroker(t, Options{}, Deps{Persistence: NewKVPersistence(kv)})
+	b2, addr, _ := runBroker(t, Deps{Persistence: NewKVPersistence(kv)})
 	if n := b2.Stats().Retained; n != 1 {
 		t.Fatalf("retained after restart: %d, want 1", n)
 	}
