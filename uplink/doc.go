@@ -1,14 +1,61 @@
-// Package uplink will bridge chosen topic trees between the local broker and
-// cloud brokers with paho.golang: out-rules that drain the spool to the cloud,
-// and in-rules that bring cloud messages to the LAN through the broker's
-// in-process client API.
+// Package uplink bridges chosen topic trees between the local broker and a
+// cloud broker with paho.golang: out-rules drain the spool to the cloud,
+// in-rules bring cloud messages to the LAN through the broker's in-process
+// client API. One Bridge serves one cloud broker.
 //
-// A spooled message is removed only when the cloud broker acknowledged it
-// (PUBACK, or PUBCOMP for QoS 2), never when it was merely written to the
-// socket. Order is preserved per rule; a window of in-flight messages keeps a
-// long-latency link busy, and a rate limit keeps a metered link affordable.
-// Each failure is classified: retried (network) or quarantined (refused for
-// good); no message is lost silently.
+// # Out path
+//
+// Bridge.BeforeAck is the broker's Hooks.BeforeAck. A QoS 1/2 message that
+// matches an out-rule is encoded as a Record (topic mapped, QoS capped,
+// retain per rule, MQTT 5.0 properties, expiry) and appended to the spool
+// queue of the rule's priority class (QueueName); the publisher is
+// acknowledged only once the spool has it durably, and is refused
+// (QuotaExceeded, or no ack under 3.1.1) when the spool does not take it.
+// QoS 0 messages reach the bridge through an in-process subscription: they
+// are sent at once while online, spooled while offline when the rule says
+// QueueQoS0, and dropped (counted) otherwise.
+//
+// # Drain
+//
+// While connected, the drain loop publishes from the queues, highest class
+// first and in order per queue, keeping up to Window messages in flight
+// (capped by the cloud's Receive Maximum) and pacing them with RateLimit.
+// A spooled message is removed only when the cloud acknowledged it (PUBACK,
+// or PUBCOMP for QoS 2), never when it was merely written to the socket.
+// The MQTT session state lives as long as Run, across connections: when the
+// cloud resumes the session, unacknowledged PUBLISH and PUBREL packets are
+// resent with their packet identifiers; when it does not, everything
+// unacknowledged is sent again from the head of each queue. QoS 1
+// duplicates are possible, as MQTT allows; losses are not.
+//
+// Failures are classified. A network failure or a DISCONNECT reconnects
+// with exponential backoff and jitter. A PUBACK/PUBREC that refuses one
+// message for good (0x87 not authorized, 0x90 topic name invalid, 0x95
+// packet too large, 0x99 payload format invalid, 0x9A, 0x9B) moves it to
+// the quarantine queue (QuarantineName), counted and logged once per
+// episode; 0x97 quota exceeded pauses the class with backoff and retries;
+// 0x80 and 0x83, which say nothing of the cause, are retried a few times
+// and then quarantined. A retried message may overtake the messages that
+// were in flight behind it.
+//
+// # In path
+//
+// The bridge subscribes at the cloud to the in-rules' remote filters (No
+// Local, Retain As Published), maps each message to its local topic, and
+// publishes it locally through the in-process client "outpost-uplink-" +
+// Name; the cloud is acknowledged only after the local Publish returned.
+// Loops are prevented both ways: the bridge's own local publications are
+// skipped by BeforeAck and by its QoS 0 subscription (No Local), and the
+// cloud subscription has No Local.
+//
+// # Limits of this version
+//
+// Message queued at the cloud for a session survive an outage of the
+// gateway's uplink, but the session state of outbound QoS 2 flights lives
+// in memory: after a process restart the cloud's stale packet identifiers
+// are released with a PUBREL before reuse, and the messages themselves go
+// again from the spool. ws:// and wss:// URLs are not supported yet.
+// ResponseTopic is passed unchanged, not mapped.
 //
 // uplink may import localbroker, spool and paho.golang.
 package uplink
