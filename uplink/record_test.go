@@ -72,8 +72,8 @@ var recordFixtures = []recordFixture{
 		want: Record{
 			Topic: "t", QoS: 1, Retain: true, HasPayloadFormat: true, PayloadFormat: 1,
 			ContentType: "js", ResponseTopic: "r/", CorrelationData: []byte{0xff},
-			User:    []packet.UserProperty{{Key: "k"}, {Value: "v"}},
-			Expiry:  time.UnixMilli(1000), Deadline: time.UnixMilli(2000), Reason: 0x87,
+			User:   []packet.UserProperty{{Key: "k"}, {Value: "v"}},
+			Expiry: time.UnixMilli(1000), Deadline: time.UnixMilli(2000), Reason: 0x87,
 			Payload: []byte("{}"),
 		},
 	},

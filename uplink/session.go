@@ -62,7 +62,7 @@ type session struct {
 	reqs        map[uint16]chan<- packets.ControlPacket // SUBSCRIBE / UNSUBSCRIBE
 	inRec       map[uint16]bool                         // inbound QoS 2 ids we sent PUBREC for
 	order       uint64
-	unknown     bool                // the cloud may hold identifiers from before this process
+	unknown     bool               // the cloud may hold identifiers from before this process
 	released    [65536 / 64]uint64 // identifiers released with a PUBREL while unknown
 	results     []result
 	notify      chan struct{} // signalled when results grow
@@ -297,7 +297,7 @@ func (s *session) PacketReceived(cp *packets.ControlPacket, pubs chan<- *packets
 
 // write sends a packet on the current connection; s.mu is held. Errors
 // end the connection, which paho notices when it reads.
-func (s *session) write(p interface{ WriteTo(io.Writer) (int64, error) }) error {
+func (s *session) write(p io.WriterTo) error {
 	if s.conn == nil {
 		return nil
 	}
