@@ -19,15 +19,15 @@ type fakeCloud struct {
 	ln net.Listener
 	wg sync.WaitGroup
 
-	mu             sync.Mutex
-	conns          []net.Conn
-	received       []*packets.Publish // every PUBLISH, in arrival order
-	connects       int
-	pubrels        []uint16
-	policy         func(p *packets.Publish, seen int) (code byte, ack bool)
-	presentFrom    int // CONNACKs from this connection on say Session Present; 0: never
-	recvMax        uint16
-	events         []string // "publish <id>", "pubrel <id>", in arrival order
+	mu          sync.Mutex
+	conns       []net.Conn
+	received    []*packets.Publish // every PUBLISH, in arrival order
+	connects    int
+	pubrels     []uint16
+	policy      func(p *packets.Publish, seen int) (code byte, ack bool)
+	presentFrom int // CONNACKs from this connection on say Session Present; 0: never
+	recvMax     uint16
+	events      []string // "publish <id>", "pubrel <id>", in arrival order
 }
 
 func newFakeCloud(t testing.TB) *fakeCloud {
