@@ -182,7 +182,7 @@ func (c *conn) protocolError(err error) {
 		code = pe.Code
 	}
 	c.log.Info("protocol error, closing connection", "err", err)
-	c.kick(code)
+	c.kickWith(code, err.Error())
 }
 
 // --- writer ---------------------------------------------------------------
@@ -371,7 +371,31 @@ func (c *conn) sendConnack(ca *packet.Connack) {
 // kick closes the connection from the broker's side: a 5.0 client that
 // completed CONNECT gets DISCONNECT with code [MQTT-3.14.0-1]; queued output
 // is flushed first (bounded by a short write deadline).
-func (c *conn) kick(code packet.ReasonCode) {
+func (c *conn) kick(code packet.ReasonCode) { c.kickWith(code, "") }
+
+// maxReasonString bounds the reason strings we send, to stay well inside
+// any Maximum Packet Size a client may set.
+const maxReasonString = 100
+
+// reasonProps returns properties carrying a short reason string (5.0).
+func reasonProps(reason string) packet.Properties {
+	var p packet.Properties
+	if reason != "" {
+		if len(reason) > maxReasonString {
+			reason = reason[:maxReasonString]
+			for !utf8.ValidString(reason) {
+				reason = reason[:len(reason)-1]
+			}
+		}
+		p.ReasonString = reason
+		p.Set(packet.PropReasonString)
+	}
+	return p
+}
+
+// kickWith is kick with a reason string for the DISCONNECT, which
+// [MQTT-3.1.2-29] allows whatever the client's Request Problem Information.
+func (c *conn) kickWith(code packet.ReasonCode, reason string) {
 	c.wmu.Lock()
 	if c.kicked || c.wclosed {
 		c.wmu.Unlock()
@@ -379,7 +403,8 @@ func (c *conn) kick(code packet.ReasonCode) {
 	}
 	c.kicked = true
 	if c.ver == packet.V5 && !c.hold {
-		c.wq = append(c.wq, wItem{pk: &packet.Disconnect{ReasonCode: code}, size: 4})
+		c.wq = append(c.wq, wItem{pk: &packet.Disconnect{ReasonCode: code, Properties: reasonProps(reason)},
+			size: int64(4 + len(reason))})
 	}
 	c.wclosed = true
 	c.hold = false
@@ -440,7 +465,11 @@ func (c *conn) refuse(code5, code311 packet.ReasonCode, reason string) bool {
 		code = code311
 	}
 	c.log.Info("connection refused", "client_id", c.info.ClientID, "code", code.String(), "why", reason)
-	c.sendConnack(&packet.Connack{ReasonCode: code})
+	ca := &packet.Connack{ReasonCode: code}
+	if c.ver == packet.V5 {
+		ca.Properties = reasonProps(reason)
+	}
+	c.sendConnack(ca)
 	c.closeWrite()
 	return false
 }
