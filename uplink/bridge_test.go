@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,22 +84,10 @@ func TestOutRuleRoundTrip(t *testing.T) {
 // mosquitto without persistence, on the same port) every one of them
 // arrives, in order.
 func TestOutageDeliversEverythingInOrder(t *testing.T) {
-	passwd := t.TempDir() + "/passwd"
-	pw := lookMosquitto(t, "mosquitto_passwd")
-	mkpasswd := func(args ...string) {
-		t.Helper()
-		if out, err := execCommand(pw, args...); err != nil {
-			t.Fatalf("mosquitto_passwd %v: %v\n%s", args, err, out)
-		}
-	}
-	mkpasswd("-b", "-c", passwd, "watcher", "w-secret")
-	mkpasswd("-b", passwd, "gateway", "g-secret")
-	c := newCloud(t, "allow_anonymous false\npassword_file "+passwd)
+	c, g := newGatedCloud(t, "")
 	c.start()
-
-	opts := baseOptions(c.url(), Rule{Direction: Out, Local: "data/#", Remote: "site7/data/#"})
-	opts.Username, opts.Password = "gateway", "g-secret"
-	e := newEnv(t, opts)
+	g.open(c)
+	e := newEnv(t, gatedOptions(c.url(), Rule{Direction: Out, Local: "data/#", Remote: "site7/data/#"}))
 	e.waitOnline()
 
 	c.kill()
@@ -115,16 +104,15 @@ func TestOutageDeliversEverythingInOrder(t *testing.T) {
 	}
 
 	// The cloud comes back first without the gateway's account, so that
-	// the watcher subscribes before anything is drained; then the account
-	// is restored and the bridge gets in on its next attempt.
-	mkpasswd("-D", passwd, "gateway")
+	// the watcher subscribes before anything is drained.
+	g.shut()
 	c.start()
-	sub := subscribeCloud(t, tcpDialer(c.addr()), "watcher", "w-secret", "site7/#")
+	sub := watch(t, c, "site7/#")
 	waitFor(t, 10*time.Second, "a refused connection attempt", func() bool {
-		return e.bridge.Stats().LastError != "" && e.bridge.Stats().State != StateOnline
+		st := e.bridge.Stats()
+		return strings.Contains(st.LastError, "refused") && st.State != StateOnline
 	})
-	mkpasswd("-b", passwd, "gateway", "g-secret")
-	c.reload()
+	g.open(c)
 
 	got := sub.waitN(t, n, 30*time.Second)
 	if order := firstOccurrences(got); !slices.Equal(order, want) {

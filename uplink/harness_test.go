@@ -339,7 +339,7 @@ func newEnv(t testing.TB, opts Options) *env {
 		opts.Logger = testLogger()
 	}
 	e.bridge, err = New(opts, Deps{Broker: broker, OpenQueue: func(name string) (Queue, error) {
-		return store.Queue(name, spool.Limits{})
+		return store.Queue(name, spoolLimits())
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -404,4 +404,62 @@ func (e *env) depth(prio int) int64 {
 func (e *env) waitOnline() {
 	e.t.Helper()
 	waitFor(e.t, 15*time.Second, "the bridge online", func() bool { return e.bridge.Stats().State == StateOnline })
+}
+
+func spoolLimits() spool.Limits { return spool.Limits{} }
+
+// gate keeps the gateway out of a cloud until the test is ready: the
+// cloud needs a password, and the gateway's account exists only while the
+// gate is open. The subscriber "watcher" can always get in, so it can
+// subscribe before anything is drained.
+type gate struct {
+	t    testing.TB
+	pw   string
+	file string
+}
+
+const (
+	gateUser, gatePass       = "gateway", "g-secret"
+	watcherUser, watcherPass = "watcher", "w-secret"
+)
+
+func newGatedCloud(t testing.TB, conf string) (*cloud, *gate) {
+	t.Helper()
+	g := &gate{t: t, pw: lookMosquitto(t, "mosquitto_passwd"), file: filepath.Join(t.TempDir(), "passwd")}
+	g.run("-b", "-c", g.file, watcherUser, watcherPass)
+	c := newCloud(t, "allow_anonymous false\npassword_file "+g.file+"\n"+conf)
+	return c, g
+}
+
+func (g *gate) run(args ...string) {
+	g.t.Helper()
+	if out, err := execCommand(g.pw, args...); err != nil {
+		g.t.Fatalf("mosquitto_passwd %v: %v\n%s", args, err, out)
+	}
+}
+
+// open adds the gateway's account and makes a running cloud reload.
+func (g *gate) open(c *cloud) {
+	g.t.Helper()
+	g.run("-b", g.file, gateUser, gatePass)
+	c.reload()
+}
+
+// shut removes the gateway's account (for the next start).
+func (g *gate) shut() {
+	g.t.Helper()
+	g.run("-D", g.file, gateUser)
+}
+
+// gatedOptions are baseOptions with the gateway's account.
+func gatedOptions(url string, rules ...Rule) Options {
+	o := baseOptions(url, rules...)
+	o.Username, o.Password = gateUser, gatePass
+	return o
+}
+
+// watch subscribes the watcher at a gated cloud.
+func watch(t testing.TB, c *cloud, filters ...string) *cloudSub {
+	t.Helper()
+	return subscribeCloud(t, tcpDialer(c.addr()), watcherUser, watcherPass, filters...)
 }
