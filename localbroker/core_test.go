@@ -249,3 +249,24 @@ func TestRetainedNotStaleUnderConcurrentPublish(t *testing.T) {
 		}
 	}
 }
+
+// A 5.0 client learns why it was refused or disconnected: the CONNACK and
+// the DISCONNECT carry a reason string [MQTT-3.2.2-19] [MQTT-3.14.2-3].
+func TestReasonStrings(t *testing.T) {
+	_, addr := startBroker(t, Options{Listeners: []ListenerOptions{{Name: "tcp", Address: "127.0.0.1:0"}}})
+	_, ca := connect(t, addr, packet.V5, "anon")
+	if ca.ReasonCode != packet.NotAuthorized || ca.Properties.ReasonString == "" {
+		t.Fatalf("CONNACK %s reason %q, want 0x87 with a reason string", ca.ReasonCode, ca.Properties.ReasonString)
+	}
+	_, addr = startBroker(t, Options{})
+	c := mustConnect(t, addr, packet.V5, "bad")
+	c.sendRaw([]byte{0x30, 0x05, 0x00, 0x01, '#', 'x', 'y'}) // wildcard in a topic name
+	pk, err := c.read(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := pk.(*packet.Disconnect)
+	if !ok || d.ReasonCode != packet.TopicNameInvalid || d.Properties.ReasonString == "" {
+		t.Fatalf("got %T %+v, want DISCONNECT 0x90 with a reason string", pk, pk)
+	}
+}
