@@ -454,6 +454,9 @@ func (b *Bridge) handleResults(ctx context.Context, sess *session, buf []result)
 			c.acks = append(c.acks, f.seq)
 			delete(c.attempts, f.seq)
 			b.forwarded()
+			if n, ok := b.quarantineEp.end(); ok {
+				b.log.Info("cloud takes messages again", "quarantined", n)
+			}
 			continue
 		}
 		it := spool.Item{Seq: f.seq, Data: f.data}
