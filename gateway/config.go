@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ type Config struct {
 	Spool     SpoolConfig      `toml:"spool"`
 	Broker    BrokerConfig     `toml:"broker"`
 	Listeners []ListenerConfig `toml:"listener"`
+	Uplinks   []UplinkConfig   `toml:"uplink,omitempty"`
 }
 
 // LogConfig sets up logging (see NewLogger).
@@ -222,6 +224,9 @@ func (c *Config) resolvePaths(dir string) {
 		abs(&l.TLS.KeyFile)
 		abs(&l.TLS.CAFile)
 	}
+	for i := range c.Uplinks {
+		c.Uplinks[i].resolvePaths(abs)
+	}
 }
 
 // fillDefaults writes out the defaults that depend on other keys, so the
@@ -238,6 +243,9 @@ func (c *Config) fillDefaults() {
 		if l.Name == "" && l.Address != "" {
 			l.Name = l.Type + "@" + l.Address
 		}
+	}
+	for i := range c.Uplinks {
+		c.Uplinks[i].fillDefaults()
 	}
 }
 
@@ -271,6 +279,35 @@ func (c *Config) validate(p *problems) {
 			p.add(key+".name", "listener name %q is already used by listener[%d]", name, j)
 		} else {
 			names[name] = i
+		}
+	}
+	c.validateUplinks(p)
+}
+
+func (c *Config) validateUplinks(p *problems) {
+	names := map[string]int{}
+	clients := map[string]int{} // host:port and client id -> uplink
+	for i := range c.Uplinks {
+		u := &c.Uplinks[i]
+		key := indexKey("uplink", i)
+		endpoint := u.validate(p, key)
+		if u.Name != "" {
+			if j, dup := names[u.Name]; dup {
+				p.add(key+".name", "uplink name %q is already used by uplink[%d]", u.Name, j)
+			} else {
+				names[u.Name] = i
+			}
+		}
+		clientID := cmp.Or(u.ClientID, "outpost-"+u.Name)
+		if endpoint != "" {
+			// Two bridges with one client id at one broker would take the
+			// session from each other, over and over.
+			k := endpoint + " " + clientID
+			if j, dup := clients[k]; dup {
+				p.add(key+".client_id", "uplink[%d] connects to %s with the same client id %q", j, endpoint, clientID)
+			} else {
+				clients[k] = i
+			}
 		}
 	}
 }
@@ -575,10 +612,20 @@ func (c *Config) BrokerOptions() localbroker.Options {
 
 // WriteTOML writes c as a TOML document that Load reads back to the same
 // Config (for `outpost check`, which prints the effective config).
+//
+// Uplink passwords are written as "(hidden)", so that the output can be shown
+// and shared: put them back before using it as a config.
 func (c *Config) WriteTOML(w io.Writer) error {
+	out := *c
+	out.Uplinks = slices.Clone(c.Uplinks)
+	for i := range out.Uplinks {
+		if out.Uplinks[i].Password != "" {
+			out.Uplinks[i].Password = hiddenPassword
+		}
+	}
 	enc := toml.NewEncoder(w)
 	enc.Indent = ""
-	if err := enc.Encode(c); err != nil {
+	if err := enc.Encode(&out); err != nil {
 		return fmt.Errorf("gateway: encode config: %w", err)
 	}
 	return nil

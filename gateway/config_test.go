@@ -14,6 +14,7 @@ import (
 
 	"github.com/outpost-gw/outpost/localbroker"
 	"github.com/outpost-gw/outpost/spool"
+	"github.com/outpost-gw/outpost/uplink"
 )
 
 // examplesDir returns the absolute path of configs/examples (demo TLS files,
@@ -543,6 +544,403 @@ expire_interval = "0s" #<-
 		{"spool given as a string", "spool", "want a table, got a string", `
 spool = "/var/spool" #<-
 `},
+		{"unknown uplink key", "uplink[0].keep_alive", "unknown key", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+keep_alive = "30s" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"unknown key in the second rule", "uplink[0].rule[1].topic", "unknown key", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+[[uplink.rule]]
+direction = "in"
+topic = "cmd/#" #<-
+`},
+		{"uplink without a name", "uplink[0].name", "is required", `
+[[uplink]] #<-
+url = "mqtt://127.0.0.1"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"uplink name with a dot", "uplink[0].name", `"site.7" is not a valid name`, `
+[[uplink]]
+name = "site.7" #<-
+url = "mqtt://127.0.0.1"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"duplicate uplink names", "uplink[1].name", `uplink name "cloud" is already used by uplink[0]`, `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+[[uplink]]
+name = "cloud" #<-
+url = "mqtt://127.0.0.2"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"same client id at the same broker", "uplink[1].client_id", `uplink[0] connects to broker.example:8883 with the same client id "gw"`, `
+[[uplink]]
+name = "a"
+url = "mqtts://broker.example"
+client_id = "gw"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+[[uplink]]
+name = "b"
+url = "mqtts://BROKER.example:8883"
+client_id = "gw" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"uplink without a url", "uplink[0].url", "is required", `
+[[uplink]] #<-
+name = "cloud"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"websocket url", "uplink[0].url", `unknown scheme "wss"`, `
+[[uplink]]
+name = "cloud"
+url = "wss://broker.example/mqtt" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"url without a scheme", "uplink[0].url", `unknown scheme ""`, `
+[[uplink]]
+name = "cloud"
+url = "broker.example" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"url with a path", "uplink[0].url", "has a path, query or fragment", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://broker.example/x" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"url with a bad port", "uplink[0].url", `port "0" is out of range (1 to 65535)`, `
+[[uplink]]
+name = "cloud"
+url = "mqtt://broker.example:0" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"url with credentials", "uplink[0].url", "put the user name and password in username and password", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://u:p@broker.example" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"tls file on an mqtt url", "uplink[0].ca_file", "applies only to mqtts urls", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+ca_file = "{{ex}}/demo-ca.pem" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"alpn on an mqtt url", "uplink[0].alpn", "applies only to mqtts urls", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+alpn = ["x-amzn-mqtt-ca"] #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"alpn that is not an array", "uplink[0].alpn", "want an array of strings, got a string", `
+[[uplink]]
+name = "cloud"
+url = "mqtts://broker.example"
+alpn = "x-amzn-mqtt-ca" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"alpn with a number", "uplink[0].alpn[1]", "want a string, got an integer", `
+[[uplink]]
+name = "cloud"
+url = "mqtts://broker.example"
+alpn = ["mqtt", 3] #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"empty alpn protocol", "uplink[0].alpn[0]", "a protocol name is 1 to 255 bytes, not 0", `
+[[uplink]]
+name = "cloud"
+url = "mqtts://broker.example"
+alpn = [""] #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"client certificate without a key", "uplink[0].key_file", "cert_file needs the certificate's private key", `
+[[uplink]] #<-
+name = "cloud"
+url = "mqtts://broker.example"
+cert_file = "{{ex}}/demo-device.pem"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"client certificate and key that do not match", "uplink[0].cert_file", "cannot load the certificate and key", `
+[[uplink]]
+name = "cloud"
+url = "mqtts://broker.example"
+cert_file = "{{ex}}/demo-device.pem" #<-
+key_file = "{{ex}}/demo-server.key"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"missing uplink ca file", "uplink[0].ca_file", "no such file or directory", `
+[[uplink]]
+name = "cloud"
+url = "mqtts://broker.example"
+ca_file = "nope.pem" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"keepalive in milliseconds", "uplink[0].keepalive", "is not a whole number of seconds", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+keepalive = "1500ms" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"negative session expiry", "uplink[0].session_expiry", "-1h is out of range (0s to ", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+session_expiry = "-1h" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"zero connect timeout", "uplink[0].connect_timeout", "must be more than 0s, not 0s", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+connect_timeout = "0s" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"reconnect max below min", "uplink[0].reconnect_max", "500ms is less than reconnect_min (1s)", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+reconnect_max = "500ms" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"zero window", "uplink[0].window", "0 is out of range (1 to 65535)", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+window = 0 #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"negative rate limit", "uplink[0].rate_limit", "must not be negative (-0.5)", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+rate_limit = -0.5 #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"rate limit as a string", "uplink[0].rate_limit", "want a number, got a string", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+rate_limit = "10/s" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"rate burst without a rate limit", "uplink[0].rate_burst", "needs rate_limit", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+rate_burst = 5 #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"negative max bytes", "uplink[0].max_bytes", "must not be negative", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+max_bytes = "-1MiB" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"negative max messages", "uplink[0].max_messages", "must not be negative (-1)", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+max_messages = -1 #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"unknown on_full policy", "uplink[0].on_full", `unknown policy "drop-oldest" (use reject_new or drop_oldest)`, `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+on_full = "drop-oldest" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"uplink without rules", "uplink[0].rule", "at least one [[uplink.rule]]", `
+[[uplink]] #<-
+name = "cloud"
+url = "mqtt://127.0.0.1"
+`},
+		{"rule without a direction", "uplink[0].rule[0].direction", "is required", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]] #<-
+local = "a/#"
+`},
+		{"unknown direction", "uplink[0].rule[0].direction", `unknown direction "both"`, `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]]
+direction = "both" #<-
+local = "a/#"
+`},
+		{"rule without a local filter", "uplink[0].rule[0].local", "is required", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]] #<-
+direction = "out"
+`},
+		{"bad local filter", "uplink[0].rule[0].local", `"a/#/b" is not a valid topic filter`, `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]]
+direction = "out"
+local = "a/#/b" #<-
+`},
+		{"shared subscription as a filter", "uplink[0].rule[0].local", "is a shared subscription", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]]
+direction = "out"
+local = "$share/g/a/#" #<-
+`},
+		{"wildcards that do not line up", "uplink[0].rule[1].remote", `"site7/+/sensors/#" does not line up with local "sensors/#"`, `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+[[uplink.rule]]
+direction = "in"
+local = "sensors/#"
+remote = "site7/+/sensors/#" #<-
+`},
+		{"max qos 3", "uplink[0].rule[0].max_qos", "3 is out of range (0 to 2)", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+max_qos = 3 #<-
+`},
+		{"unknown retain handling", "uplink[0].rule[0].retain", `unknown retain handling "drop"`, `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+retain = "drop" #<-
+`},
+		{"priority too high", "uplink[0].rule[0].priority", "1000 is out of range (0 to 999)", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+priority = 1000 #<-
+`},
+		{"priority on an in-rule", "uplink[0].rule[0].priority", "applies only to out-rules", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]]
+direction = "in"
+local = "cmd/#"
+priority = 5 #<-
+`},
+		{"queue_qos0 on an in-rule", "uplink[0].rule[0].queue_qos0", "applies only to out-rules", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]]
+direction = "in"
+local = "cmd/#"
+queue_qos0 = true #<-
+`},
+		{"negative rule max age", "uplink[0].rule[0].max_age", "must not be negative (-1m)", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+max_age = "-1m" #<-
+`},
+		{"uplink as a table", "uplink", "want an array of tables, got a table", `
+[uplink] #<-
+name = "cloud"
+`},
 		{"unknown log level", "log.level", `unknown level "verbose"`, `
 [log]
 level = "verbose" #<-
@@ -954,3 +1352,183 @@ func TestReferenceConfigIsTheDefault(t *testing.T) {
 		}
 	}
 }
+
+// An uplink's keys left out keep their defaults (explicit zero values keep
+// their meaning: keepalive "0s" is off), client_id and remote are filled in,
+// and the config prints and loads back the same, except the password, which
+// WriteTOML hides.
+func TestLoadUplinks(t *testing.T) {
+	path := writeConfig(t, `
+[[uplink]]
+name = "aws"
+url = "mqtts://example-ats.iot.eu-west-1.amazonaws.com:443"
+cert_file = "{{ex}}/demo-device.pem"
+key_file = "{{ex}}/demo-device.key"
+alpn = ["x-amzn-mqtt-ca"]
+keepalive = "0s"
+rate_limit = 2.5
+username = "site7"
+password = "s3cret"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+remote = "site7/sensors/#"
+[[uplink.rule]]
+direction = "in"
+local = "cmd/#"
+remote = "cmd/site7/#"
+max_qos = 0
+
+[[uplink]]
+name = "backup"
+url = "mqtt://10.0.0.2"
+rate_limit = 10
+rate_burst = 3
+on_full = "drop_oldest"
+[[uplink.rule]]
+direction = "out"
+local = "alarms/+"
+priority = 9
+queue_qos0 = true
+max_age = "1h"
+`)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := examplesDir(t)
+	aws := DefaultUplink()
+	aws.Name, aws.URL, aws.ClientID = "aws", "mqtts://example-ats.iot.eu-west-1.amazonaws.com:443", "outpost-aws"
+	aws.CertFile, aws.KeyFile = filepath.Join(ex, "demo-device.pem"), filepath.Join(ex, "demo-device.key")
+	aws.ALPN = []string{"x-amzn-mqtt-ca"}
+	aws.KeepAlive = 0
+	aws.RateLimit, aws.RateBurst = 2.5, 3
+	aws.Username, aws.Password = "site7", "s3cret"
+	out, in := DefaultRule(), DefaultRule()
+	out.Direction, out.Local, out.Remote = "out", "sensors/#", "site7/sensors/#"
+	in.Direction, in.Local, in.Remote, in.MaxQoS = "in", "cmd/#", "cmd/site7/#", 0
+	aws.Rules = []RuleConfig{out, in}
+
+	backup := DefaultUplink()
+	backup.Name, backup.URL, backup.ClientID = "backup", "mqtt://10.0.0.2", "outpost-backup"
+	backup.RateLimit, backup.RateBurst, backup.OnFull = 10, 3, "drop_oldest"
+	alarms := DefaultRule()
+	alarms.Direction, alarms.Local, alarms.Remote = "out", "alarms/+", "alarms/+"
+	alarms.Priority, alarms.QueueQoS0, alarms.MaxAge = 9, true, Duration(time.Hour)
+	backup.Rules = []RuleConfig{alarms}
+
+	if want := []UplinkConfig{aws, backup}; !reflect.DeepEqual(c.Uplinks, want) {
+		t.Fatalf("uplinks =\n%+v\nwant\n%+v", c.Uplinks, want)
+	}
+
+	var buf bytes.Buffer
+	if err := c.WriteTOML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "s3cret") || !strings.Contains(buf.String(), `password = "(hidden)"`) {
+		t.Errorf("WriteTOML does not hide the password:\n%s", buf.String())
+	}
+	if c.Uplinks[0].Password != "s3cret" {
+		t.Error("WriteTOML changed the config's password")
+	}
+	back := roundTrip(t, c)
+	back.Uplinks[0].Password = "s3cret"
+	if !reflect.DeepEqual(back, c) {
+		t.Errorf("round trip:\n%+v\nwant\n%+v", back, c)
+	}
+}
+
+// Defaults of the uplink keys apply to each [[uplink]] and [[uplink.rule]],
+// also in inline arrays of tables.
+func TestUplinkDefaultsInInlineTables(t *testing.T) {
+	c, err := Load(writeConfig(t, `
+uplink = [{ name = "a", url = "mqtt://h", rule = [{ direction = "out", local = "x/#" }] }]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := c.Uplinks[0]
+	if u.Window != 16 || u.OnFull != "reject_new" || u.Rules[0].MaxQoS != 2 || u.Rules[0].Retain != "keep" {
+		t.Errorf("defaults missing: %+v", u)
+	}
+}
+
+// Every field of uplink.Options and uplink.Rule has a config key: a config
+// with every key set to a non-default value gives options where every field
+// is set. When the bridge gains a field, this test fails until the config
+// has a key for it.
+func TestUplinkOptionsMapsEveryField(t *testing.T) {
+	path := writeConfig(t, `
+[[uplink]]
+name = "all"
+url = "mqtts://cloud.example:8884"
+client_id = "gw-1"
+username = "u"
+password = "p"
+ca_file = "{{ex}}/demo-ca.pem"
+cert_file = "{{ex}}/demo-device.pem"
+key_file = "{{ex}}/demo-device.key"
+server_name = "cloud.example"
+alpn = ["mqtt"]
+keepalive = "30s"
+session_expiry = "1h"
+connect_timeout = "5s"
+reconnect_min = "2s"
+reconnect_max = "1m"
+drain_timeout = "3s"
+spool_timeout = "4s"
+window = 8
+rate_limit = 0.5
+rate_burst = 2
+max_bytes = "1MiB"
+max_messages = 1000
+max_age = "24h"
+on_full = "drop_oldest"
+[[uplink.rule]]
+direction = "out"
+local = "a/#"
+remote = "b/a/#"
+max_qos = 1
+retain = "clear"
+priority = 3
+queue_qos0 = true
+max_age = "10m"
+`)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &c.Uplinks[0]
+	opts := u.UplinkOptions()
+	checkAllSet(t, "uplink.Options", reflect.ValueOf(opts), "Logger")
+	if len(opts.Rules) != 1 {
+		t.Fatalf("%d rules", len(opts.Rules))
+	}
+	checkAllSet(t, "uplink.Rule", reflect.ValueOf(opts.Rules[0]))
+	if r := opts.Rules[0]; *r.MaxQoS != 1 || r.Retain != "clear" || r.Direction != "out" {
+		t.Errorf("rule %+v", r)
+	}
+	if l := u.QueueLimits(); l != (spool.Limits{MaxBytes: 1 << 20, MaxMessages: 1000, MaxAge: 24 * time.Hour, OnFull: spool.DropOldest}) {
+		t.Errorf("QueueLimits() = %+v", l)
+	}
+	if l := u.QuarantineLimits(); l != (spool.Limits{MaxBytes: 1 << 20, MaxMessages: 1000, OnFull: spool.DropOldest}) {
+		t.Errorf("QuarantineLimits() = %+v", l)
+	}
+
+	// "0s" turns keep alive off and ends the cloud session with each
+	// connection: the bridge spells both as negative.
+	u.KeepAlive, u.SessionExpiry, u.OnFull = 0, 0, "reject_new"
+	opts = u.UplinkOptions()
+	if opts.KeepAlive >= 0 || opts.SessionExpiry >= 0 {
+		t.Errorf("keepalive and session_expiry 0s give %v and %v; want both negative", opts.KeepAlive, opts.SessionExpiry)
+	}
+	if l := u.QueueLimits(); l.OnFull != spool.RejectNew {
+		t.Errorf("on_full reject_new gives %q", l.OnFull)
+	}
+	if _, err := uplink.New(opts, uplink.Deps{Broker: nopBroker{}, OpenQueue: func(string) (uplink.Queue, error) { return nil, nil }}); err != nil {
+		t.Errorf("uplink.New refuses the options: %v", err)
+	}
+}
+
+// nopBroker satisfies uplink.Broker for uplink.New, which only validates.
+type nopBroker struct{ uplink.Broker }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -151,6 +152,19 @@ func decodeValue(p *problems, v any, dst reflect.Value, key string) {
 			return
 		}
 		dst.SetInt(n)
+	case reflect.Float64:
+		switch n := v.(type) {
+		case float64:
+			if math.IsNaN(n) || math.IsInf(n, 0) {
+				p.add(key, "want a finite number, got %v", n)
+				return
+			}
+			dst.SetFloat(n)
+		case int64:
+			dst.SetFloat(float64(n))
+		default:
+			p.add(key, "want a number, got %s", tomlTypeName(v))
+		}
 	case reflect.Struct:
 		t, ok := v.(map[string]any)
 		if !ok {
@@ -159,6 +173,10 @@ func decodeValue(p *problems, v any, dst reflect.Value, key string) {
 		}
 		decodeTable(p, t, dst, key)
 	case reflect.Slice:
+		if dst.Type().Elem().Kind() == reflect.String {
+			decodeStrings(p, v, dst, key)
+			return
+		}
 		var elems []map[string]any
 		switch a := v.(type) {
 		case []map[string]any:
@@ -181,12 +199,38 @@ func decodeValue(p *problems, v any, dst reflect.Value, key string) {
 		}
 		s := reflect.MakeSlice(dst.Type(), len(elems), len(elems))
 		for i, e := range elems {
+			if d, ok := s.Index(i).Addr().Interface().(defaulter); ok {
+				d.setDefaults()
+			}
 			decodeTable(p, e, s.Index(i), indexKey(key, i))
 		}
 		dst.Set(s)
 	default:
 		panic("gateway: config field " + key + " has an unsupported type " + dst.Type().String())
 	}
+}
+
+// defaulter is implemented by the elements of arrays of tables whose keys
+// have defaults: each element gets them before the keys the document sets.
+type defaulter interface{ setDefaults() }
+
+// decodeStrings stores a TOML array of strings into dst, a []string.
+func decodeStrings(p *problems, v any, dst reflect.Value, key string) {
+	a, ok := v.([]any)
+	if !ok {
+		p.add(key, "want an array of strings, got %s", tomlTypeName(v))
+		return
+	}
+	s := reflect.MakeSlice(dst.Type(), len(a), len(a))
+	for i, e := range a {
+		str, ok := e.(string)
+		if !ok {
+			p.add(indexKey(key, i), "want a string, got %s", tomlTypeName(e))
+			return
+		}
+		s.Index(i).SetString(str)
+	}
+	dst.Set(s)
 }
 
 // sortedTreeKeys returns the keys of one table in document order.

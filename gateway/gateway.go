@@ -12,6 +12,7 @@ import (
 
 	"github.com/outpost-gw/outpost/localbroker"
 	"github.com/outpost-gw/outpost/spool"
+	"github.com/outpost-gw/outpost/uplink"
 )
 
 // component is one part of the gateway (spool, broker, MQTT-SN transport,
@@ -60,8 +61,8 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 	// it, and is started only once those are ready. The spool comes first:
 	// the broker loads its retained messages and persistent sessions from the
 	// spool's "broker" namespace when it starts, and stores them there until
-	// it stops, before the spool does. MQTT-SN transports and uplinks will
-	// follow the broker, whose clients they are.
+	// it stops, before the spool does. The uplinks follow the broker, whose
+	// clients they are (MQTT-SN transports will go between the two).
 	var comps []component
 
 	sopts := cfg.SpoolOptions()
@@ -78,15 +79,35 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 
+	// The broker's BeforeAck hands QoS 1/2 messages to the bridges, which
+	// are built after the broker they attach to; the slice is complete
+	// before anything runs.
+	var bridges []*uplink.Bridge
 	bopts := cfg.BrokerOptions()
 	bopts.Logger = logger
-	b, err := localbroker.New(bopts, localbroker.Deps{
+	deps := localbroker.Deps{
 		Persistence: localbroker.NewKVPersistence(brokerKV),
-	})
+	}
+	if len(cfg.Uplinks) > 0 {
+		deps.Hooks.BeforeAck = beforeAck(&bridges)
+	}
+	b, err := localbroker.New(bopts, deps)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	comps = append(comps, brokerComponent{b})
+
+	for i := range cfg.Uplinks {
+		u := cfg.Uplinks[i]
+		opts := u.UplinkOptions()
+		opts.Logger = logger
+		br, err := newBridge(u, store, b, opts)
+		if err != nil {
+			return nil, fmt.Errorf("uplink %s: %w", u.Name, err)
+		}
+		bridges = append(bridges, br)
+		comps = append(comps, br)
+	}
 
 	g := newGateway(logger, comps)
 	g.broker = b
