@@ -1,14 +1,18 @@
 package uplink
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
+
+	"github.com/outpost-gw/outpost/localbroker"
 )
 
 // fakeCloud is a minimal MQTT 5 server written for the test, for what
@@ -27,6 +31,7 @@ type fakeCloud struct {
 	policy      func(p *packets.Publish, seen int) (code byte, ack bool)
 	presentFrom int // CONNACKs from this connection on say Session Present; 0: never
 	recvMax     uint16
+	refuse      byte     // CONNACK reason code while non-zero
 	events      []string // "publish <id>", "pubrel <id>", in arrival order
 }
 
@@ -111,12 +116,15 @@ func (f *fakeCloud) serve(c net.Conn) {
 	f.mu.Lock()
 	f.connects++
 	ca := &packets.Connack{SessionPresent: f.presentFrom > 0 && f.connects >= f.presentFrom, Properties: &packets.Properties{}}
+	if f.refuse != 0 {
+		ca.ReasonCode = f.refuse
+	}
 	if f.recvMax > 0 {
 		rm := f.recvMax
 		ca.Properties.ReceiveMaximum = &rm
 	}
 	f.mu.Unlock()
-	if _, err := ca.WriteTo(c); err != nil {
+	if _, err := ca.WriteTo(c); err != nil || ca.ReasonCode != 0 {
 		return
 	}
 	for {
@@ -346,5 +354,45 @@ func TestUnknownSessionReleasesIdentifiers(t *testing.T) {
 		if rel < 0 || rel > pub {
 			t.Errorf("id %d not released before its first PUBLISH: %v", p.PacketID, events)
 		}
+	}
+}
+
+// Messages past their rule's MaxAge or their own expiry are dropped from
+// the spool (counted) instead of being sent; the expiry left is forwarded
+// for the others.
+func TestExpiredMessagesAreDropped(t *testing.T) {
+	fc := newFakeCloud(t)
+	fc.refuse = 0x88 // server unavailable: the bridge stays offline
+	e := newEnv(t, baseOptions(fc.url(),
+		Rule{Direction: Out, Local: "old/#", MaxAge: time.Millisecond},
+		Rule{Direction: Out, Local: "d/#"},
+	))
+	waitFor(t, 5*time.Second, "a refused attempt", func() bool {
+		return strings.Contains(e.bridge.Stats().LastError, "server unavailable")
+	})
+	e.publish("old/x", "too old", 1)
+	exp := time.Now().Add(30 * time.Millisecond)
+	for _, m := range []*localbroker.Message{
+		{Topic: "d/x", Payload: []byte("expires"), QoS: 1, ExpiresAt: exp},
+		{Topic: "d/x", Payload: []byte("lasts"), QoS: 1, ExpiresAt: time.Now().Add(time.Hour)},
+	} {
+		if code, err := e.pub.Publish(context.Background(), m); err != nil || code >= 0x80 {
+			t.Fatalf("publish: %v %v", code, err)
+		}
+	}
+	waitFor(t, time.Second, "the expiry to pass", func() bool { return time.Now().After(exp.Add(5 * time.Millisecond)) })
+	fc.mu.Lock()
+	fc.refuse = 0
+	fc.mu.Unlock()
+	waitFor(t, 10*time.Second, "the spool emptied", func() bool { return e.depth(0) == 0 })
+	got := fc.publishes()
+	if len(got) != 1 || string(got[0].Payload) != "lasts" {
+		t.Fatalf("cloud got %v, want only the message that did not expire", fc.payloads())
+	}
+	if me := got[0].Properties.MessageExpiry; me == nil || *me < 3500 || *me > 3600 {
+		t.Errorf("message expiry %v, want about 3600", me)
+	}
+	if st := e.bridge.Stats(); st.Dropped != 2 || st.Out != 1 {
+		t.Errorf("stats %+v: want 2 dropped, 1 out", st)
 	}
 }
