@@ -11,7 +11,17 @@
 // no file is given. Relative paths in a file (data_dir, password_file,
 // acl_file, and the tls cert_file, key_file and ca_file) are relative to the
 // folder that holds the file, not to the working directory.
-// configs/outpost.toml in the repository documents every key.
+// configs/outpost.toml in the repository documents every key. WriteTOML
+// prints the effective config, with uplink passwords hidden.
+//
+// # Wiring
+//
+// New builds the spool (in <data_dir>/spool), then the broker, whose
+// retained messages and persistent sessions live in the spool's "broker"
+// KV namespace, then one uplink.Bridge per [[uplink]], whose queues are
+// spool queues with the uplink's limits. The broker's BeforeAck hook hands
+// every QoS 1/2 message to each bridge's BeforeAck, so a publisher is
+// acknowledged only once every bridge that exports the topic has it on disk.
 //
 // # Lifecycle
 //
