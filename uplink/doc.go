@@ -54,8 +54,7 @@
 // gateway's uplink, but the session state of outbound QoS 2 flights lives
 // in memory: after a process restart the cloud's stale packet identifiers
 // are released with a PUBREL before reuse, and the messages themselves go
-// again from the spool. ws:// and wss:// URLs are not supported yet.
-// ResponseTopic is passed unchanged, not mapped.
+// again from the spool. ResponseTopic is passed unchanged, not mapped.
 //
 // uplink may import localbroker, spool and paho.golang.
 package uplink

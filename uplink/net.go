@@ -15,6 +15,14 @@ import (
 // dial opens the network connection to the cloud broker.
 func (b *Bridge) dial(ctx context.Context) (net.Conn, error) {
 	switch b.s.scheme {
+	case "ws":
+		return dialWS(ctx, b.s.url, nil)
+	case "wss":
+		cfg, err := b.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		return dialWS(ctx, b.s.url, cfg)
 	case "mqtts", "ssl", "tls":
 		cfg, err := b.tlsConfig()
 		if err != nil {

@@ -44,7 +44,9 @@ type Options struct {
 	Name string
 
 	// URL is the cloud broker: mqtt://host:port (default port 1883),
-	// mqtts://host:port (8883). Required.
+	// mqtts://host:port (8883), or MQTT over websockets ws://host:port/path
+	// (80) and wss://host:port/path (443), where the path "" means
+	// "/mqtt". Required.
 	URL string
 
 	// ClientID at the cloud; "" means "outpost-" + Name. Keep it stable:
@@ -54,7 +56,7 @@ type Options struct {
 	Username string
 	Password string // never logged
 
-	// TLS for mqtts. CAFile "" trusts the system roots. CertFile and KeyFile
+	// TLS for mqtts and wss. CAFile "" trusts the system roots. CertFile and KeyFile
 	// give a client certificate (mTLS, AWS IoT style). ServerName "" means
 	// the host of URL. ALPN sets the protocols offered in the handshake
 	// (AWS IoT on port 443 wants "x-amzn-mqtt-ca").
@@ -162,6 +164,7 @@ type rule struct {
 type settings struct {
 	Options
 	scheme, addr, host string
+	url                *url.URL
 	out, in            []*rule
 	prios              []int // priority classes of the out-rules, highest first
 }
@@ -187,9 +190,14 @@ func (o Options) compile() (*settings, error) {
 			port = "1883"
 		case "mqtts", "ssl", "tls":
 			port = "8883"
+		case "ws":
+			port = "80"
+		case "wss":
+			port = "443"
 		default:
-			bad("URL %q: scheme %q, want mqtt or mqtts", o.URL, u.Scheme)
+			bad("URL %q: scheme %q, want mqtt, mqtts, ws or wss", o.URL, u.Scheme)
 		}
+		s.url = u
 		s.host = u.Hostname()
 		if s.host == "" {
 			bad("URL %q has no host", o.URL)
