@@ -197,13 +197,17 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if !b.started.CompareAndSwap(false, true) {
 		return errors.New("uplink: Run called twice")
 	}
+	classes := make([]*class, 0, len(b.s.prios))
 	for _, p := range b.s.prios {
 		q, err := b.queue(p)
 		if err != nil {
 			return err
 		}
-		b.classes = append(b.classes, &class{prio: p, name: QueueName(b.s.Name, p), q: q, attempts: make(map[uint64]int)})
+		classes = append(classes, &class{prio: p, name: QueueName(b.s.Name, p), q: q, attempts: make(map[uint64]int)})
 	}
+	b.qmu.Lock() // Stats reads classes
+	b.classes = classes
+	b.qmu.Unlock()
 	if _, err := b.quarantineQueue(); err != nil {
 		return err
 	}

@@ -123,3 +123,44 @@ func TestOutageDeliversEverythingInOrder(t *testing.T) {
 		t.Errorf("Out = %d, want >= %d", st.Out, n)
 	}
 }
+
+// The cloud is killed in the middle of a drain: the spool still holds
+// every message the cloud had not acknowledged (what left the spool is
+// exactly what the cloud acknowledged), and a new cloud gets all of those,
+// in order.
+func TestCloudKilledMidDrain(t *testing.T) {
+	c, g := newGatedCloud(t, "")
+	opts := gatedOptions(c.url(), Rule{Direction: Out, Local: "data/#", Remote: "site7/data/#"})
+	opts.RateLimit = 50 // 100 messages take 2s at least: the kill comes well before
+	e := newEnv(t, opts)
+	const n = 100
+	want := payloadsN("m", n)
+	for _, p := range want {
+		e.publish("data/x", p, 1)
+	}
+	c.start()
+	first := watch(t, c, "site7/#")
+	g.open(c)
+	first.waitN(t, 20, 15*time.Second)
+	c.kill()
+	waitFor(t, 10*time.Second, "the bridge offline", func() bool { return e.bridge.Stats().State != StateOnline })
+	depth, out := e.depth(0), e.bridge.Stats().Out
+	if depth == 0 || depth+int64(out) != n {
+		t.Fatalf("after the kill: depth %d, %d acknowledged by the cloud; want a non-empty spool holding all %d the cloud did not acknowledge", depth, out, n)
+	}
+
+	g.shut()
+	c.start()
+	second := watch(t, c, "site7/#")
+	g.open(c)
+	got := second.waitN(t, int(depth), 15*time.Second)
+	if order := firstOccurrences(got); !slices.Equal(order, want[n-depth:]) {
+		t.Fatalf("the new cloud got %v; want the unacknowledged tail %v", order, want[n-depth:])
+	}
+	union := firstOccurrences(append(first.got(), got...))
+	slices.Sort(union)
+	if !slices.Equal(union, want) {
+		t.Fatalf("messages lost across the kill: got %v", union)
+	}
+	waitFor(t, 5*time.Second, "the spool emptied", func() bool { return e.depth(0) == 0 })
+}
