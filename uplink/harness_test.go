@@ -318,6 +318,13 @@ func baseOptions(url string, rules ...Rule) Options {
 // bridge, and stops them in reverse order when the test ends.
 func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
+	return newEnvWith(t, opts, spoolLimits(), nil)
+}
+
+// newEnvWith is newEnv with the spool limits of the bridge's queues, and a
+// hook that runs in the broker's BeforeAck before the bridge's.
+func newEnvWith(t testing.TB, opts Options, lim spool.Limits, hook func(*localbroker.ClientInfo, *localbroker.Message) error) *env {
+	t.Helper()
 	e := &env{t: t, opts: opts}
 	store, err := spool.New(spool.Options{Dir: t.TempDir(), MinFreeBytes: -1, Sync: spool.SyncNever, Logger: testLogger()})
 	if err != nil {
@@ -328,6 +335,11 @@ func newEnv(t testing.TB, opts Options) *env {
 
 	broker, err := localbroker.New(localbroker.Options{SysInterval: -1, Logger: testLogger()}, localbroker.Deps{
 		Hooks: localbroker.Hooks{BeforeAck: func(c *localbroker.ClientInfo, m *localbroker.Message) error {
+			if hook != nil {
+				if err := hook(c, m); err != nil {
+					return err
+				}
+			}
 			return e.bridge.BeforeAck(c, m)
 		}},
 	})
@@ -339,7 +351,7 @@ func newEnv(t testing.TB, opts Options) *env {
 		opts.Logger = testLogger()
 	}
 	e.bridge, err = New(opts, Deps{Broker: broker, OpenQueue: func(name string) (Queue, error) {
-		return store.Queue(name, spoolLimits())
+		return store.Queue(name, lim)
 	}})
 	if err != nil {
 		t.Fatal(err)

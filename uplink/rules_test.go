@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/outpost-gw/outpost/localbroker"
 	"github.com/outpost-gw/outpost/localbroker/packet"
+	"github.com/outpost-gw/outpost/spool"
 )
 
 // Higher priority classes drain first: what waited in the spool for the
@@ -200,5 +202,75 @@ func TestRefusedMessageIsQuarantined(t *testing.T) {
 	rec, err := DecodeRecord(items[0].Data)
 	if err != nil || rec.Topic != "site/secret/x" || string(rec.Payload) != "refused" || rec.Reason != 0x87 {
 		t.Fatalf("quarantined record %+v, %v; want site/secret/x with reason 0x87", rec, err)
+	}
+}
+
+// When the spool refuses a message (a full queue with RejectNew), the
+// local publisher gets QuotaExceeded instead of a success ack, and the
+// refusal is counted.
+func TestFullSpoolRefusesPublisher(t *testing.T) {
+	c := newCloud(t, "") // never started: everything stays in the spool
+	e := newEnvWith(t, baseOptions(c.url(), Rule{Direction: Out, Local: "d/#"}), spool.Limits{MaxMessages: 2}, nil)
+	e.publish("d/x", "1", 1)
+	e.publish("d/x", "2", 2)
+	code, err := e.pub.Publish(context.Background(), &localbroker.Message{Topic: "d/x", Payload: []byte("3"), QoS: 1})
+	if err == nil || code != packet.QuotaExceeded {
+		t.Fatalf("publish to a full spool = %v, %v; want QuotaExceeded", code, err)
+	}
+	if st := e.bridge.Stats(); st.Refused != 1 || st.Classes[0].Depth != 2 {
+		t.Fatalf("stats %+v: want 1 refused, depth 2", st)
+	}
+	e.publish("other", "not exported", 1) // unaffected
+}
+
+// A cloud message that the local broker refuses for a moment is not
+// acknowledged to the cloud: the bridge reconnects, the cloud (which kept
+// the session) sends it again, and it is delivered once it is taken.
+func TestInRuleRedeliveredAfterLocalRefusal(t *testing.T) {
+	c := newCloud(t, "")
+	c.start()
+	var mu sync.Mutex
+	refusals := 0
+	hook := func(ci *localbroker.ClientInfo, m *localbroker.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if m.Topic == "cmd/x" && refusals < 1 {
+			refusals++
+			return packet.Errorf(packet.QuotaExceeded, "test: not now")
+		}
+		return nil
+	}
+	e := newEnvWith(t, baseOptions(c.url(), Rule{Direction: In, Local: "cmd/#", Remote: "site7/cmd/#"}), spoolLimits(), hook)
+	e.waitOnline()
+	local, _, err := e.broker.Attach(localbroker.ClientOptions{ClientID: "lan-device"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if _, err := local.Subscribe(ctx, []packet.Subscription{{Filter: "cmd/#", QoS: 1}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	pub := lookMosquitto(t, "mosquitto_pub")
+	if out, err := execCommand(pub, "-h", "127.0.0.1", "-p", fmt.Sprint(c.port), "-V", "mqttv5", "-q", "1", "-t", "site7/cmd/x", "-m", "once"); err != nil {
+		t.Fatalf("mosquitto_pub: %v\n%s", err, out)
+	}
+	d, err := local.Next(ctx)
+	if err != nil {
+		t.Fatalf("no local delivery after the refusal: %v", err)
+	}
+	d.Ack()
+	if d.Message.Topic != "cmd/x" || string(d.Message.Payload) != "once" {
+		t.Fatalf("local got %s %q", d.Message.Topic, d.Message.Payload)
+	}
+	mu.Lock()
+	n := refusals
+	mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d refusals, want 1", n)
+	}
+	if st := e.bridge.Stats(); st.In != 1 || st.Dropped != 0 {
+		t.Fatalf("stats %+v: want 1 in, none dropped", st)
 	}
 }
