@@ -157,10 +157,11 @@ func TestCloudKilledMidDrain(t *testing.T) {
 	if order := firstOccurrences(got); !slices.Equal(order, want[n-depth:]) {
 		t.Fatalf("the new cloud got %v; want the unacknowledged tail %v", order, want[n-depth:])
 	}
-	union := firstOccurrences(append(first.got(), got...))
-	slices.Sort(union)
-	if !slices.Equal(union, want) {
-		t.Fatalf("messages lost across the kill: got %v", union)
+	// What the first cloud acknowledged is its own to deliver: killed
+	// without persistence, it may lose some of that. What it did deliver
+	// came in order.
+	if order := firstOccurrences(first.got()); !slices.IsSorted(order) {
+		t.Fatalf("the first cloud got %v, out of order", order)
 	}
 	waitFor(t, 5*time.Second, "the spool emptied", func() bool { return e.depth(0) == 0 })
 }
