@@ -115,7 +115,7 @@ type Bridge struct {
 
 	out, in, dropped, quarantined, refused atomic.Uint64
 	dropEp, refuseEp, quarantineEp         episode
-	inEp                                   episode
+	inEp, retryEp                          episode
 
 	stMu      sync.Mutex
 	state     State
@@ -241,7 +241,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	b.runCtx, b.local = ctx, local
 	close(b.ready)
-	b.log.Info("started", "url", b.s.URL, "client_id", b.s.ClientID, "classes", len(b.classes), "in_rules", len(b.s.in))
+	b.log.Info("started", "url", b.s.url.Redacted(), "client_id", b.s.ClientID, "classes", len(b.classes), "in_rules", len(b.s.in))
 
 	var wg sync.WaitGroup
 	if len(b.s.out) > 0 {

@@ -48,13 +48,30 @@
 // skipped by BeforeAck and by its QoS 0 subscription (No Local), and the
 // cloud subscription has No Local.
 //
-// # Limits of this version
+// # Wiring
 //
-// Message queued at the cloud for a session survive an outage of the
-// gateway's uplink, but the session state of outbound QoS 2 flights lives
-// in memory: after a process restart the cloud's stale packet identifiers
-// are released with a PUBREL before reuse, and the messages themselves go
-// again from the spool. ResponseTopic is passed unchanged, not mapped.
+// The gateway gives each bridge the broker and a way to open spool queues,
+// and routes the broker's BeforeAck hook to every bridge:
+//
+//	br, err := uplink.New(opts, uplink.Deps{
+//		Broker:    broker,
+//		OpenQueue: func(name string) (uplink.Queue, error) { return store.Queue(name, limits) },
+//	})
+//	hooks.BeforeAck = func(c *localbroker.ClientInfo, m *localbroker.Message) error {
+//		return br.BeforeAck(c, m) // each bridge in turn
+//	}
+//
+// Start order is spool, broker, bridges; stop order the reverse.
+//
+// # Limits
+//
+// The MQTT session state lives in memory. After a process restart a
+// resumed cloud session may still hold packet identifiers of QoS 2
+// messages from before: each identifier is released with a PUBREL before
+// its first use, so that no new message is taken for a duplicate, and the
+// old messages go again from the spool (a QoS 2 message in flight at a
+// crash may arrive twice). ResponseTopic is passed unchanged, not mapped
+// through the rules.
 //
 // uplink may import localbroker, spool and paho.golang.
 package uplink

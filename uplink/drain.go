@@ -457,6 +457,9 @@ func (b *Bridge) handleResults(ctx context.Context, sess *session, buf []result)
 			if n, ok := b.quarantineEp.end(); ok {
 				b.log.Info("cloud takes messages again", "quarantined", n)
 			}
+			if n, ok := b.retryEp.end(); ok {
+				b.log.Info("cloud takes messages again", "retries", n)
+			}
 			continue
 		}
 		it := spool.Item{Seq: f.seq, Data: f.data}
@@ -472,7 +475,9 @@ func (b *Bridge) handleResults(ctx context.Context, sess *session, buf []result)
 			continue
 		}
 		d := backoff(n-1, b.s.ReconnectMin, b.s.ReconnectMax)
-		b.log.Warn("cloud asks to retry a message later; pausing its class", "queue", c.name, "reason", code.String(), "pause", d.Round(time.Millisecond))
+		if b.retryEp.hit() {
+			b.log.Warn("cloud asks to retry messages later; pausing their class with backoff", "queue", c.name, "reason", code.String(), "pause", d.Round(time.Millisecond))
+		}
 		c.pushBack(it)
 		c.pausedUntil = now.Add(d)
 	}
