@@ -165,3 +165,24 @@ func TestCloudKilledMidDrain(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "the spool emptied", func() bool { return e.depth(0) == 0 })
 }
+
+// BenchmarkDrainToMosquitto measures the pipeline local QoS 1 publish ->
+// spool -> cloud PUBACK -> spool ack, with the default window of 16: each
+// iteration publishes a batch and waits until the spool is empty again.
+func BenchmarkDrainToMosquitto(b *testing.B) {
+	c := newCloud(b, "")
+	c.start()
+	e := newEnv(b, baseOptions(c.url(), Rule{Direction: Out, Local: "d/#", Remote: "site/d/#"}))
+	e.waitOnline()
+	const batch = 1000
+	payload := string(make([]byte, 64))
+	b.SetBytes(batch * int64(len(payload)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for range batch {
+			e.publish("d/x", payload, 1)
+		}
+		waitFor(b, time.Minute, "the spool emptied", func() bool { return e.depth(0) == 0 })
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "msgs/s")
+}
