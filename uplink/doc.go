@@ -35,8 +35,8 @@
 // the quarantine queue (QuarantineName), counted and logged once per
 // episode; 0x97 quota exceeded pauses the class with backoff and retries;
 // 0x80 and 0x83, which say nothing of the cause, are retried a few times
-// and then quarantined. Messages that were
-// in flight behind a retried one may arrive before it.
+// and then quarantined. Messages that were in flight behind a retried one
+// may arrive before it.
 //
 // # In path
 //
