@@ -631,7 +631,7 @@ func checkTopicField(t MsgType, tt TopicIDType, id uint16, name []byte) error {
 		}
 		return checkTopicName(t, name)
 	case TopicIDPredefined, TopicIDShort:
-		if name != nil {
+		if len(name) != 0 {
 			return newError(t, ErrTopicName, "TopicName with a two-octet topic id type; the id goes in TopicID")
 		}
 		return nil
