@@ -42,7 +42,7 @@ func DecodeHeader(b []byte) (length int, t MsgType, headerLen int, err error) {
 		}
 	}
 	if !t.Known() { // MQTT-SN 1.2 §5.2.2 Table 3
-		return length, t, headerLen, &Error{Type: t, Kind: ErrUnknownType}
+		return length, t, headerLen, newError(t, ErrUnknownType, "")
 	}
 	return length, t, headerLen, nil
 }
