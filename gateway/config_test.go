@@ -616,10 +616,10 @@ name = "cloud"
 direction = "out"
 local = "sensors/#"
 `},
-		{"websocket url", "uplink[0].url", `unknown scheme "wss"`, `
+		{"unknown scheme", "uplink[0].url", `unknown scheme "http"`, `
 [[uplink]]
 name = "cloud"
-url = "wss://broker.example/mqtt" #<-
+url = "http://broker.example/mqtt" #<-
 [[uplink.rule]]
 direction = "out"
 local = "sensors/#"
@@ -1532,3 +1532,34 @@ max_age = "10m"
 
 // nopBroker satisfies uplink.Broker for uplink.New, which only validates.
 type nopBroker struct{ uplink.Broker }
+
+// MQTT over websockets to the cloud: ws:// and wss:// with a path, TLS
+// settings allowed for wss.
+func TestLoadWebsocketUplink(t *testing.T) {
+	c, err := Load(writeConfig(t, `
+[[uplink]]
+name = "ws"
+url = "wss://broker.example.com/mqtt"
+server_name = "broker.example.com"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := c.Uplinks[0].UplinkOptions()
+	if opts.URL != "wss://broker.example.com/mqtt" || opts.ServerName != "broker.example.com" {
+		t.Fatalf("uplink options %+v", opts)
+	}
+	if _, err := Load(writeConfig(t, `
+[[uplink]]
+name = "plain"
+url = "ws://broker.example.com:8080/mqtt"
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`)); err != nil {
+		t.Fatal(err)
+	}
+}

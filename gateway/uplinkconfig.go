@@ -112,7 +112,7 @@ func (r *RuleConfig) setDefaults() {
 }
 
 // isTLSScheme reports whether an uplink URL scheme runs over TLS.
-func isTLSScheme(scheme string) bool { return scheme == "mqtts" }
+func isTLSScheme(scheme string) bool { return scheme == "mqtts" || scheme == "wss" }
 
 // fillDefaults writes out the uplink defaults that depend on other keys.
 func (u *UplinkConfig) fillDefaults() {
@@ -250,17 +250,22 @@ func (u *UplinkConfig) checkURL(p *problems, key string) (endpoint string, tlsSc
 		port = defaultMQTTPort
 	case "mqtts":
 		port, tlsScheme = defaultMQTTSPort, true
+	case "ws":
+		port = "80"
+	case "wss":
+		port, tlsScheme = "443", true
 	default:
-		p.add(key+".url", "unknown scheme %q in %q (use mqtt or mqtts)", url.Scheme, u.URL)
+		p.add(key+".url", "unknown scheme %q in %q (use mqtt, mqtts, ws or wss)", url.Scheme, u.URL)
 		return "", false
 	}
+	websocket := url.Scheme == "ws" || url.Scheme == "wss"
 	switch {
 	case url.Hostname() == "":
 		p.add(key+".url", "%q has no host", u.URL)
 		return "", tlsScheme
 	case url.User != nil:
 		p.add(key+".url", "put the user name and password in username and password, not in the url")
-	case url.Path != "" && url.Path != "/" || url.RawQuery != "" || url.Fragment != "":
+	case !websocket && (url.Path != "" && url.Path != "/" || url.RawQuery != "" || url.Fragment != ""):
 		p.add(key+".url", "%q has a path, query or fragment; an %s url is scheme://host[:port]", u.URL, url.Scheme)
 	}
 	if ps := url.Port(); ps != "" {
