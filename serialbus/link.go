@@ -50,8 +50,9 @@ type Options struct {
 	// Zero: FramingRaw.
 	Framing string
 	// MTU is the largest datagram WriteTo accepts. Zero: 255 for the bridge
-	// (a LoRa packet), 256 for the XBee framings, 1024 for raw. A bridge
-	// board's STATUS (max datagram) and an XBee's NP lower it.
+	// (a LoRa packet), 256 for the XBee framings, 1024 for raw. It is a
+	// ceiling: the MTU in force is the smaller of it and what the radio
+	// reports it can carry (an XBee's NP, a bridge board's max datagram).
 	MTU int
 	// MinGap is the least silence between two frames the link writes: from
 	// the end of one frame (its time on air at BitRate or on the line at
@@ -527,7 +528,7 @@ func (l *Link) handleBridge(body []byte) {
 		l.bridgeInfo = &info
 		l.statsMu.Unlock()
 		if info.MaxDatagram > 0 {
-			l.lowerMTU(int(info.MaxDatagram), "the bridge board's max datagram")
+			l.learnMTU(int(info.MaxDatagram), "the bridge board's max datagram")
 		}
 		l.log.Info("bridge board", "firmware", info.Firmware, "protocol", info.Version,
 			"frequency_hz", info.FrequencyHz, "bandwidth_hz", info.BandwidthHz, "sf", info.SpreadingFactor,
@@ -613,16 +614,13 @@ func (l *Link) deliver(a Addr, data []byte) {
 	}
 }
 
-func (l *Link) lowerMTU(n int, why string) {
-	for {
-		cur := l.mtu.Load()
-		if int32(n) >= cur {
-			return
-		}
-		if l.mtu.CompareAndSwap(cur, int32(n)) {
-			l.log.Info("MTU lowered", "mtu", n, "by", why)
-			return
-		}
+// learnMTU sets the MTU to the smaller of the configured one and n, what
+// the radio says it carries now (an XBee's NP, a board's max datagram, which
+// changes with its radio settings).
+func (l *Link) learnMTU(n int, why string) {
+	mtu := int32(min(l.opts.MTU, n))
+	if old := l.mtu.Swap(mtu); old != mtu {
+		l.log.Info("MTU set", "mtu", mtu, "by", why)
 	}
 }
 

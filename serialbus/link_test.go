@@ -227,8 +227,15 @@ func TestBridgeLinkPty(t *testing.T) {
 	if f, err := DecodeBridge(b.next()); err != nil || f.Type != BridgeStatusRequest {
 		t.Fatalf("first frame from the link: %+v, %v", f, err)
 	}
+	// A STATUS sets the MTU to the board's max datagram, below the default
+	// of 255; a later one with another value (new radio settings) moves it
+	// again, but never above the configured ceiling.
+	b.write(bridgeWire(t, BridgeFrame{Type: BridgeStatus, Info: BridgeInfo{Version: 1, MaxDatagram: 51, Firmware: "x"}}))
+	waitFor(t, "the STATUS to lower the MTU", func() bool { return l.MTU() == 51 })
+	b.write(bridgeWire(t, BridgeFrame{Type: BridgeStatus, Info: BridgeInfo{Version: 1, MaxDatagram: 1000, Firmware: "x"}}))
+	waitFor(t, "the STATUS to raise the MTU to its ceiling", func() bool { return l.MTU() == 255 })
 	b.write(fixtureBytes(t, "bridge", "status"))
-	waitFor(t, "the STATUS to lower the MTU", func() bool { return l.MTU() == 222 })
+	waitFor(t, "the STATUS to set the MTU", func() bool { return l.MTU() == 222 })
 	if st := l.Stats(); st.Bridge == nil || st.Bridge.Firmware != "outpost-bridge 0.1.0" || st.Bridge.FrequencyHz != 868100000 {
 		t.Fatalf("bridge info %+v", st.Bridge)
 	}

@@ -90,7 +90,7 @@ func (l *Link) queryXBee(ctx context.Context, s *session) {
 				l.xbeeInfo.MaxPayload = np
 				l.statsMu.Unlock()
 				if np > 0 {
-					l.lowerMTU(np, "the XBee's NP")
+					l.learnMTU(np, "the XBee's NP")
 				}
 			}
 		case "SH":
