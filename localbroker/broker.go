@@ -41,8 +41,16 @@ type Persistence interface {
 	// StoreSession stores the state of a persistent session that went offline
 	// or changed its subscriptions.
 	StoreSession(st *SessionState) error
-	// DeleteSession forgets a session that ended.
+	// DeleteSession forgets a session that ended, with its queued messages.
 	DeleteSession(clientID string) error
+	// StoreQueued durably stores one QoS 1/2 message queued for an offline
+	// persistent session, before its publisher is acknowledged. LoadSessions
+	// returns such messages in Pending, after the snapshot's own, in Seq
+	// order, without those the snapshot already holds (same Seq).
+	StoreQueued(clientID string, pm *PendingMessage) error
+	// DeleteQueued forgets the messages stored by StoreQueued for a session
+	// (they are in memory again once the client is back).
+	DeleteQueued(clientID string) error
 }
 
 // SessionState is the persistable part of a session.
@@ -70,6 +78,7 @@ type PendingMessage struct {
 	PacketID uint16 // 0 when it was still queued
 	Released bool   // PUBREL was sent (QoS 2)
 	SubIDs   []uint32
+	Seq      uint64 // per-session number given when it was queued offline; 0 none
 }
 
 // Deps are the broker's collaborators; every field may be nil.
@@ -409,7 +418,8 @@ func (b *Broker) loadPersisted() error {
 			b.addSubscription(s, ss.Filter, ss.Opts, ss.ID)
 		}
 		for _, pm := range st.Pending {
-			om := &outMsg{msg: pm.Message, qos: pm.QoS, retain: pm.Retain, subIDs: pm.SubIDs, pid: pm.PacketID}
+			s.qseq = max(s.qseq, pm.Seq)
+			om := &outMsg{msg: pm.Message, qos: pm.QoS, retain: pm.Retain, subIDs: pm.SubIDs, pid: pm.PacketID, seq: pm.Seq}
 			if pm.PacketID != 0 {
 				om.state = outPublished
 				if pm.Released {
@@ -515,6 +525,14 @@ func (b *Broker) attach(l link, req *connectReq) (*session, bool, error) {
 	b.mu.Unlock()
 	for _, w := range wills {
 		b.publishWill(w)
+	}
+	if present && b.deps.Persistence != nil {
+		// The offline queue is in memory again and goes out now; the next
+		// snapshot (when the client leaves, or at shutdown) stores what is
+		// still pending.
+		if err := b.deps.Persistence.DeleteQueued(id); err != nil {
+			b.log.Error("persistence: delete queued", "client_id", id, "err", err)
+		}
 	}
 	return s, present, nil
 }
@@ -670,11 +688,12 @@ func (b *Broker) snapshotLocked(s *session) *SessionState {
 	}
 	for _, om := range s.inflight {
 		st.Pending = append(st.Pending, PendingMessage{Message: om.msg, QoS: om.qos, Retain: om.retain,
-			PacketID: om.pid, Released: om.state == outReleased, SubIDs: om.subIDs})
+			PacketID: om.pid, Released: om.state == outReleased, SubIDs: om.subIDs, Seq: om.seq})
 	}
 	for _, om := range s.queue {
 		if om.qos > 0 {
-			st.Pending = append(st.Pending, PendingMessage{Message: om.msg, QoS: om.qos, Retain: om.retain, SubIDs: om.subIDs})
+			st.Pending = append(st.Pending, PendingMessage{Message: om.msg, QoS: om.qos, Retain: om.retain,
+				SubIDs: om.subIDs, Seq: om.seq})
 		}
 	}
 	return st

@@ -20,7 +20,8 @@ type KVStore interface {
 }
 
 // NewKVPersistence returns a Persistence that keeps retained messages under
-// "r/<topic>" and persistent sessions under "s/<client id>" in kv.
+// "r/<topic>", persistent sessions under "s/<client id>" and messages queued
+// for offline sessions under "q/<client id>\x00<seq>" in kv.
 func NewKVPersistence(kv KVStore) Persistence { return &kvPersistence{kv: kv} }
 
 type kvPersistence struct{ kv KVStore }
@@ -28,6 +29,7 @@ type kvPersistence struct{ kv KVStore }
 const (
 	retainedPrefix = "r/"
 	sessionPrefix  = "s/"
+	queuePrefix    = "q/"
 	recordVersion  = 1
 )
 
@@ -67,7 +69,27 @@ func (p *kvPersistence) LoadSessions() ([]*SessionState, error) {
 		out = append(out, st)
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range out {
+		queued, err := p.loadQueued(st.ClientID)
+		if err != nil {
+			return nil, err
+		}
+		have := make(map[uint64]bool, len(st.Pending))
+		for _, pm := range st.Pending {
+			if pm.Seq != 0 {
+				have[pm.Seq] = true
+			}
+		}
+		for _, pm := range queued {
+			if !have[pm.Seq] {
+				st.Pending = append(st.Pending, pm)
+			}
+		}
+	}
+	return out, nil
 }
 
 func (p *kvPersistence) StoreSession(st *SessionState) error {
@@ -75,7 +97,57 @@ func (p *kvPersistence) StoreSession(st *SessionState) error {
 }
 
 func (p *kvPersistence) DeleteSession(clientID string) error {
+	if err := p.DeleteQueued(clientID); err != nil {
+		return err
+	}
 	return p.kv.Delete(context.Background(), sessionPrefix+clientID)
+}
+
+// queuedPrefix is the key prefix of a session's offline queue. U+0000
+// cannot occur in a client id [MQTT-1.5.4-2], so no id's prefix is
+// another's.
+func queuedPrefix(clientID string) string { return queuePrefix + clientID + "\x00" }
+
+func (p *kvPersistence) StoreQueued(clientID string, pm *PendingMessage) error {
+	key := fmt.Sprintf("%s%016x", queuedPrefix(clientID), pm.Seq)
+	return p.kv.Set(context.Background(), key, appendPending([]byte{recordVersion}, pm))
+}
+
+func (p *kvPersistence) DeleteQueued(clientID string) error {
+	var keys []string
+	if err := p.kv.Scan(queuedPrefix(clientID), func(key string, _ []byte) error {
+		keys = append(keys, key)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := p.kv.Delete(context.Background(), k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadQueued returns a session's offline queue in Seq order.
+func (p *kvPersistence) loadQueued(clientID string) ([]PendingMessage, error) {
+	var out []PendingMessage
+	err := p.kv.Scan(queuedPrefix(clientID), func(key string, val []byte) error {
+		d := decoder{b: val}
+		if d.byte() != recordVersion {
+			return fmt.Errorf("queued %q: unknown record version", key)
+		}
+		pm := d.pending()
+		if d.err == nil && len(d.b) != 0 {
+			d.err = errors.New("trailing bytes")
+		}
+		if d.err != nil {
+			return fmt.Errorf("queued %q: %w", key, d.err)
+		}
+		out = append(out, pm)
+		return nil
+	})
+	return out, err
 }
 
 // --- record encoding ------------------------------------------------------
@@ -230,23 +302,42 @@ func encodeSession(st *SessionState) []byte {
 		b = appendUvarint(b, uint64(s.ID))
 	}
 	b = appendUvarint(b, uint64(len(st.Pending)))
-	for _, pm := range st.Pending {
-		b = appendMessage(b, pm.Message)
-		flags := pm.QoS & 3
-		if pm.Retain {
-			flags |= 4
-		}
-		if pm.Released {
-			flags |= 8
-		}
-		b = append(b, flags)
-		b = appendUvarint(b, uint64(pm.PacketID))
-		b = appendUvarint(b, uint64(len(pm.SubIDs)))
-		for _, id := range pm.SubIDs {
-			b = appendUvarint(b, uint64(id))
-		}
+	for i := range st.Pending {
+		b = appendPending(b, &st.Pending[i])
 	}
 	return b
+}
+
+func appendPending(b []byte, pm *PendingMessage) []byte {
+	b = appendMessage(b, pm.Message)
+	flags := pm.QoS & 3
+	if pm.Retain {
+		flags |= 4
+	}
+	if pm.Released {
+		flags |= 8
+	}
+	b = append(b, flags)
+	b = appendUvarint(b, uint64(pm.PacketID))
+	b = appendUvarint(b, pm.Seq)
+	b = appendUvarint(b, uint64(len(pm.SubIDs)))
+	for _, id := range pm.SubIDs {
+		b = appendUvarint(b, uint64(id))
+	}
+	return b
+}
+
+func (d *decoder) pending() PendingMessage {
+	pm := PendingMessage{Message: d.message()}
+	flags := d.byte()
+	pm.QoS, pm.Retain, pm.Released = flags&3, flags&4 != 0, flags&8 != 0
+	pm.PacketID = uint16(d.uvarint())
+	pm.Seq = d.uvarint()
+	k := d.uvarint()
+	for j := uint64(0); j < k && d.err == nil; j++ {
+		pm.SubIDs = append(pm.SubIDs, uint32(d.uvarint()))
+	}
+	return pm
 }
 
 func decodeSession(val []byte) (*SessionState, error) {
@@ -269,15 +360,7 @@ func decodeSession(val []byte) (*SessionState, error) {
 	}
 	n = d.uvarint()
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		pm := PendingMessage{Message: d.message()}
-		flags := d.byte()
-		pm.QoS, pm.Retain, pm.Released = flags&3, flags&4 != 0, flags&8 != 0
-		pm.PacketID = uint16(d.uvarint())
-		k := d.uvarint()
-		for j := uint64(0); j < k && d.err == nil; j++ {
-			pm.SubIDs = append(pm.SubIDs, uint32(d.uvarint()))
-		}
-		st.Pending = append(st.Pending, pm)
+		st.Pending = append(st.Pending, d.pending())
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errors.New("trailing bytes")

@@ -35,7 +35,8 @@ type outMsg struct {
 	retain bool
 	subIDs []uint32
 	pid    uint16
-	state  uint8 // outQueued, outPublished, outReleased
+	state  uint8  // outQueued, outPublished, outReleased
+	seq    uint64 // number under which it was stored while queued offline; 0 none
 }
 
 const (
@@ -78,6 +79,7 @@ type session struct {
 	nextPID     uint16
 	sendMax     int                 // min(client receive maximum, Options.MaxInflight)
 	inQoS2      map[uint16]struct{} // QoS 2 packet ids received, PUBREL pending [MQTT-4.3.3-2]
+	qseq        uint64              // last number given to a message queued offline
 	expiry      uint32              // session expiry interval, seconds
 	expiryTimer *time.Timer
 	will        *Will
@@ -98,17 +100,34 @@ func newSession(b *Broker, id string) *session {
 // subscription identifiers of the matching subscription(s).
 func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ended {
+		s.mu.Unlock()
 		return
 	}
 	if s.link == nil {
 		if qos == 0 {
+			s.mu.Unlock()
 			return // QoS 0 is not queued for offline sessions (as mosquitto's default)
 		}
-		s.enqueue(&outMsg{msg: m, qos: qos, retain: retain, subIDs: subIDs})
+		om := &outMsg{msg: m, qos: qos, retain: retain, subIDs: subIDs}
+		p := s.b.deps.Persistence
+		if p != nil && s.expiry > 0 {
+			s.qseq++
+			om.seq = s.qseq
+		}
+		queued := s.enqueue(om)
+		s.mu.Unlock()
+		if queued && om.seq != 0 {
+			// Durable before the publisher is acknowledged; outside the
+			// lock so that concurrent publishers share one sync.
+			pm := PendingMessage{Message: m, QoS: qos, Retain: retain, SubIDs: subIDs, Seq: om.seq}
+			if err := p.StoreQueued(s.id, &pm); err != nil {
+				s.b.log.Error("persistence: store queued message", "client_id", s.id, "err", err)
+			}
+		}
 		return
 	}
+	defer s.mu.Unlock()
 	if max := s.link.maxPacketSize(); max > 0 && publishSize(m, qos, subIDs, s.link.version()) > int(max) {
 		// [MQTT-3.1.2-25] a packet larger than the client's maximum is
 		// discarded as if it had been sent.
@@ -132,7 +151,7 @@ func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32) {
 
 // enqueue adds om to the queue, within MaxQueuedMessages and MaxQueuedBytes;
 // QoS 0 messages are dropped first. Called with s.mu held.
-func (s *session) enqueue(om *outMsg) {
+func (s *session) enqueue(om *outMsg) bool {
 	o := &s.b.opts
 	size := int64(len(om.msg.Payload) + len(om.msg.Topic))
 	for len(s.queue) >= o.MaxQueuedMessages || s.queuedBytes+size > o.MaxQueuedBytes {
@@ -140,11 +159,12 @@ func (s *session) enqueue(om *outMsg) {
 		// message displaces the oldest queued QoS 0 one, else it is dropped.
 		if om.qos == 0 || !s.dropQueuedQoS0() {
 			s.noteDrop()
-			return
+			return false
 		}
 	}
 	s.queue = append(s.queue, om)
 	s.queuedBytes += size
+	return true
 }
 
 // dropQueuedQoS0 removes the oldest queued QoS 0 message, if any.
