@@ -93,7 +93,7 @@ func TestSessionRecordRoundTrip(t *testing.T) {
 	in := &SessionState{ClientID: "id", Username: "u", Expiry: 60, Disconnected: time.Unix(300, 0),
 		Subscriptions: []SubscriptionState{{Filter: "$share/g/a/#", ID: 9,
 			Opts: packet.Subscription{Filter: "$share/g/a/#", QoS: 1, RetainHandling: 2, RetainAsPublished: true}}},
-		Pending: []PendingMessage{{Message: m, QoS: 2, PacketID: 7, Released: true, SubIDs: []uint32{9, 10}}}}
+		Pending: []PendingMessage{{Message: m, QoS: 2, PacketID: 7, Released: true, SubIDs: []uint32{9, 10}, Seq: 42}}}
 	out, err := decodeSession(encodeSession(in))
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func TestSessionRecordRoundTrip(t *testing.T) {
 		t.Fatalf("subscription %+v, want %+v", out.Subscriptions[0], in.Subscriptions[0])
 	}
 	pm := out.Pending[0]
-	if pm.QoS != 2 || pm.PacketID != 7 || !pm.Released || len(pm.SubIDs) != 2 || pm.SubIDs[1] != 10 {
+	if pm.QoS != 2 || pm.PacketID != 7 || !pm.Released || pm.Seq != 42 || len(pm.SubIDs) != 2 || pm.SubIDs[1] != 10 {
 		t.Fatalf("pending %+v", pm)
 	}
 	om := pm.Message
