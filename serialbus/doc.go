@@ -16,5 +16,14 @@
 //   - raw: bare MQTT-SN packets back to back, split by their Length field
 //     (RawDecoder, AppendRaw).
 //
+// A Link (New, then Run) owns one port: one reader goroutine that decodes
+// and demultiplexes, one writer goroutine fed by a bounded queue that paces
+// the radio (Options.MinGap, Options.DutyCycle), and reconnection with
+// backoff when the port cannot be opened or vanishes. At start-up it asks an
+// XBee for AP, AO, NP, SH and SL (checking the API mode, learning the MTU)
+// and a bridge board for its STATUS. Stats counts frames, bytes, damaged
+// frames, refusals, drops and transmit failures, and keeps the last RSSI and
+// SNR of each node.
+//
 // serialbus may import only the standard library and go.bug.st/serial.
 package serialbus

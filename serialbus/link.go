@@ -336,7 +336,7 @@ func (l *Link) Run(ctx context.Context) error {
 		p, dev, err := l.open(ctx)
 		if err != nil {
 			if !failing {
-				l.log.Warn("cannot open the serial port; retrying with backoff", "device", l.opts.Device, "err", err)
+				l.log.Warn("cannot open the serial port; retrying with backoff", "device", l.opts.Device, "usb_vid", l.opts.USB.VID, "usb_pid", l.opts.USB.PID, "err", err)
 				failing = true
 			} else {
 				l.log.Debug("cannot open the serial port", "err", err, "retry_in", backoff)
