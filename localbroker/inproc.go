@@ -216,6 +216,33 @@ func (c *Client) Next(ctx context.Context) (*Delivery, error) {
 	}
 }
 
+// SetWill replaces the will of the attached client (nil removes it), as an
+// MQTT-SN gateway does for WILLTOPICUPD and WILLMSGUPD (MQTT-SN 1.2 §6.4).
+// It fails with ErrClosed once the client is closed or taken over, and with
+// TopicNameInvalid for a bad will topic.
+func (c *Client) SetWill(w *Will) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	if w != nil {
+		o := &c.b.opts
+		if err := topic.ValidName(w.Topic, o.MaxTopicLength, o.MaxTopicLevels); err != nil {
+			return packet.Errorf(packet.TopicNameInvalid, "will topic: %v", err)
+		}
+		cp := *w
+		cp.Origin = c.info.ClientID
+		w = &cp
+	}
+	s := c.sess
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.link != link(c) || s.ended {
+		return ErrClosed
+	}
+	s.will = w
+	return nil
+}
+
 // Close detaches the client. withWill publishes its will as for a lost
 // connection; otherwise it is a normal disconnect and the will is
 // discarded. A session with an expiry stays for a later Attach.
