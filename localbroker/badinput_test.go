@@ -427,6 +427,9 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 			}
 			r.ends++
 			ack := packet.Append(nil, &packet.Ack{Kind: packet.TypePuback, PacketID: p.PacketID}, packet.V5)
+			// A fresh deadline: the one set by the last send may have passed
+			// on a busy machine.
+			_ = fast.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			if _, err := fast.nc.Write(ack); err != nil {
 				r.err = err
 				break

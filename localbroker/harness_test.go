@@ -66,9 +66,10 @@ func runUntilStopped(t testing.TB, name string, run func(context.Context) error,
 	case err := <-errc:
 		cancel()
 		t.Fatalf("%s Run: %v", name, err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		cancel()
-		t.Fatalf("%s not ready", name)
+		<-errc // let it finish with the test's folders before they go
+		t.Fatalf("%s not ready within 30s", name)
 	}
 	var once sync.Once
 	stop = func() {
