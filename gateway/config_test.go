@@ -801,6 +801,24 @@ rate_burst = 5 #<-
 direction = "out"
 local = "sensors/#"
 `},
+		{"byte rate limit per second", "uplink[0].rate_limit_bytes", `unknown unit "KiB/s"`, `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+rate_limit_bytes = "64KiB/s" #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
+		{"negative byte rate limit", "uplink[0].rate_limit_bytes", "must not be negative", `
+[[uplink]]
+name = "cloud"
+url = "mqtt://127.0.0.1:1883"
+rate_limit_bytes = -1 #<-
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+`},
 		{"negative max bytes", "uplink[0].max_bytes", "must not be negative", `
 [[uplink]]
 name = "cloud"
@@ -1384,6 +1402,7 @@ name = "backup"
 url = "mqtt://10.0.0.2"
 rate_limit = 10
 rate_burst = 3
+rate_limit_bytes = "64KiB"
 on_full = "drop_oldest"
 [[uplink.rule]]
 direction = "out"
@@ -1412,6 +1431,7 @@ max_age = "1h"
 	backup := DefaultUplink()
 	backup.Name, backup.URL, backup.ClientID = "backup", "mqtt://10.0.0.2", "outpost-backup"
 	backup.RateLimit, backup.RateBurst, backup.OnFull = 10, 3, "drop_oldest"
+	backup.RateLimitBytes = 64 * KiB
 	alarms := DefaultRule()
 	alarms.Direction, alarms.Local, alarms.Remote = "out", "alarms/+", "alarms/+"
 	alarms.Priority, alarms.QueueQoS0, alarms.MaxAge = 9, true, Duration(time.Hour)
@@ -1480,6 +1500,7 @@ spool_timeout = "4s"
 window = 8
 rate_limit = 0.5
 rate_burst = 2
+rate_limit_bytes = "64KiB"
 max_bytes = "1MiB"
 max_messages = 1000
 max_age = "24h"

@@ -34,8 +34,9 @@ type UplinkConfig struct {
 	DrainTimeout   Duration `toml:"drain_timeout"`
 	SpoolTimeout   Duration `toml:"spool_timeout"`
 	Window         int      `toml:"window"`
-	RateLimit      float64  `toml:"rate_limit"` // messages per second; 0 means no limit
-	RateBurst      int      `toml:"rate_burst"` // 0 (with no rate limit) means none
+	RateLimit      float64  `toml:"rate_limit"`       // messages per second; 0 means no limit
+	RateBurst      int      `toml:"rate_burst"`       // 0 (with no rate limit) means none
+	RateLimitBytes Size     `toml:"rate_limit_bytes"` // topic and payload bytes per second; 0 means no limit
 
 	// Limits of each of the bridge's spool queues.
 	MaxBytes    Size     `toml:"max_bytes"`    // 0 means no limit
@@ -207,6 +208,9 @@ func (u *UplinkConfig) validate(p *problems, key string) (endpoint string) {
 		p.add(key+".rate_burst", "needs rate_limit (without a rate limit there is no burst to bound)")
 	case u.RateBurst == 0 && u.RateLimit > 0:
 		p.add(key+".rate_burst", "must be at least 1 with a rate_limit")
+	}
+	if u.RateLimitBytes < 0 {
+		p.add(key+".rate_limit_bytes", "must not be negative (%s)", u.RateLimitBytes)
 	}
 	if u.MaxBytes < 0 {
 		p.add(key+".max_bytes", "must not be negative (%s)", u.MaxBytes)

@@ -30,6 +30,7 @@ func (u *UplinkConfig) UplinkOptions() uplink.Options {
 		Window:         u.Window,
 		RateLimit:      u.RateLimit,
 		RateBurst:      u.RateBurst,
+		RateBytes:      int64(u.RateLimitBytes),
 		DrainTimeout:   time.Duration(u.DrainTimeout),
 		SpoolTimeout:   time.Duration(u.SpoolTimeout),
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,18 +57,28 @@ const (
 // Stats describe a bridge. Counters count since New.
 type Stats struct {
 	State       State
+	Connected   bool      // State is StateOnline
 	Since       time.Time // when State was entered
 	LastError   string    // the last failure of the link; "" when none yet
 	LastErrorAt time.Time
 
-	Out uint64 // messages acknowledged by the cloud (QoS 0: written)
+	// Sent counts PUBLISH packets written to the cloud; a message sent
+	// again after a reconnect counts again.
+	Sent uint64
+	// Out counts messages acknowledged by the cloud (PUBACK, or PUBCOMP
+	// for QoS 2; QoS 0: written).
+	Out uint64
 	In  uint64 // messages from the cloud published locally
 
 	// Dropped counts messages not forwarded on purpose: QoS 0 while
 	// offline (without QueueQoS0), expired messages, messages past their
-	// rule's MaxAge, topics a rule cannot map, and cloud messages the local
-	// broker refused for good.
+	// rule's MaxAge, topics a rule cannot map, cloud messages the local
+	// broker refused for good, and what the spool queues dropped (their
+	// drop-oldest policy) or expired (their MaxAge limit).
 	Dropped uint64
+	// Expired is the part of Dropped that expired: past their Message
+	// Expiry Interval, their rule's MaxAge or their queue's MaxAge.
+	Expired uint64
 	// Quarantined counts messages the cloud refused for good, moved to the
 	// quarantine queue.
 	Quarantined uint64
@@ -75,17 +86,36 @@ type Stats struct {
 	// the spool did not take them (the publisher got no success ack).
 	Refused uint64
 
+	// Depth and Bytes sum the classes: the backlog waiting in the spool.
+	Depth int64
+	Bytes int64
+	// DrainRate is how many spooled messages the cloud acknowledged per
+	// second over the last DrainRateWindow.
+	DrainRate float64
+	// ETA is the time to drain the backlog at DrainRate (Depth /
+	// DrainRate): 0 when the spool is empty, UnknownETA when there is a
+	// backlog and nothing drains.
+	ETA time.Duration
+
 	Classes         []ClassStats // highest priority first
 	QuarantineDepth int64
+	QuarantineBytes int64
 }
+
+// UnknownETA is Stats.ETA when a backlog does not drain.
+const UnknownETA time.Duration = -1
+
+// DrainRateWindow is the span of Stats.DrainRate.
+const DrainRateWindow = rateSlots * time.Second
 
 // ClassStats describe one priority class.
 type ClassStats struct {
 	Priority int
-	Queue    string // spool queue name
-	Depth    int64  // messages in the queue (including those in flight)
-	Bytes    int64
-	InFlight int // published, not yet acknowledged
+	Queue    string    // spool queue name
+	Depth    int64     // messages in the queue (including those in flight)
+	Bytes    int64     // their payload bytes (spool records: topic, properties and payload)
+	Oldest   time.Time // when the oldest was spooled; zero when empty
+	InFlight int       // published, not yet acknowledged
 }
 
 // Bridge links the local broker with one cloud broker: out-rules go
@@ -97,7 +127,7 @@ type Bridge struct {
 	deps    Deps
 	log     *slog.Logger
 	localID string
-	limiter *bucket
+	limiter *limiter
 
 	qmu        sync.Mutex
 	queues     map[int]Queue
@@ -114,6 +144,8 @@ type Bridge struct {
 	classes []*class
 
 	out, in, dropped, quarantined, refused atomic.Uint64
+	sent, expired                          atomic.Uint64
+	drained                                rateMeter // spooled messages the cloud acknowledged
 	dropEp, refuseEp, quarantineEp         episode
 	inEp, retryEp                          episode
 
@@ -139,7 +171,7 @@ func New(opts Options, deps Deps) (*Bridge, error) {
 		deps:    deps,
 		log:     s.Logger.With("component", "uplink", "bridge", s.Name),
 		localID: "outpost-uplink-" + s.Name,
-		limiter: newBucket(s.RateLimit, s.RateBurst),
+		limiter: newLimiter(s.RateLimit, s.RateBurst, s.RateBytes),
 		queues:  make(map[int]Queue),
 		ready:   make(chan struct{}),
 		wake:    make(chan struct{}, 1),
@@ -147,6 +179,7 @@ func New(opts Options, deps Deps) (*Bridge, error) {
 		state:   StateOffline,
 		since:   time.Now(),
 	}
+	b.drained.begin(b.since)
 	return b, nil
 }
 
@@ -276,30 +309,55 @@ func (b *Bridge) setState(st State, err error) {
 
 // Stats returns the bridge's state and counters.
 func (b *Bridge) Stats() Stats {
+	now := time.Now()
 	b.stMu.Lock()
 	st := Stats{State: b.state, Since: b.since, LastError: b.lastErr, LastErrorAt: b.lastErrAt}
 	b.stMu.Unlock()
-	st.Out, st.In = b.out.Load(), b.in.Load()
-	st.Dropped, st.Quarantined, st.Refused = b.dropped.Load(), b.quarantined.Load(), b.refused.Load()
+	st.Connected = st.State == StateOnline
+	st.Sent, st.Out, st.In = b.sent.Load(), b.out.Load(), b.in.Load()
+	st.Dropped, st.Expired = b.dropped.Load(), b.expired.Load()
+	st.Quarantined, st.Refused = b.quarantined.Load(), b.refused.Load()
 	b.qmu.Lock()
 	defer b.qmu.Unlock()
 	for _, p := range b.s.prios {
 		cs := ClassStats{Priority: p, Queue: QueueName(b.s.Name, p)}
 		if q := b.queues[p]; q != nil {
 			qs := q.Stats()
-			cs.Depth, cs.Bytes = qs.Depth, qs.Bytes
+			cs.Depth, cs.Bytes, cs.Oldest = qs.Depth, qs.Bytes, qs.Oldest
+			st.Dropped += qs.Dropped + qs.Expired
+			st.Expired += qs.Expired
 		}
 		for _, c := range b.classes {
 			if c.prio == p {
 				cs.InFlight = int(c.inflight.Load())
 			}
 		}
+		st.Depth += cs.Depth
+		st.Bytes += cs.Bytes
 		st.Classes = append(st.Classes, cs)
 	}
 	if b.quarantine != nil {
-		st.QuarantineDepth = b.quarantine.Stats().Depth
+		qs := b.quarantine.Stats()
+		st.QuarantineDepth, st.QuarantineBytes = qs.Depth, qs.Bytes
 	}
+	st.DrainRate = b.drained.rate(now)
+	st.ETA = eta(st.Depth, st.DrainRate)
 	return st
+}
+
+// eta is the time to drain depth messages at rate messages per second.
+func eta(depth int64, rate float64) time.Duration {
+	switch {
+	case depth <= 0:
+		return 0
+	case rate <= 0:
+		return UnknownETA
+	}
+	secs := float64(depth) / rate
+	if secs >= float64(math.MaxInt64/time.Second) {
+		return UnknownETA
+	}
+	return time.Duration(math.Ceil(secs)) * time.Second
 }
 
 // BeforeAck is the durable handoff, for the broker's Hooks.BeforeAck: a
@@ -392,6 +450,12 @@ func (b *Bridge) drop(why string, args ...any) {
 	}
 }
 
+// expire counts a spooled message dropped because it expired.
+func (b *Bridge) expire(why string, args ...any) {
+	b.expired.Add(1)
+	b.drop(why, args...)
+}
+
 // forwarded counts a message the cloud took.
 func (b *Bridge) forwarded() {
 	b.out.Add(1)
@@ -428,10 +492,11 @@ func (b *Bridge) qos0Loop(ctx context.Context) {
 			continue
 		}
 		if l := b.link.Load(); l != nil {
-			if err := b.limiter.wait(ctx); err != nil {
+			if err := b.limiter.wait(ctx, len(rec.Topic)+len(rec.Payload)); err != nil {
 				return
 			}
 			if err := l.publishQoS0(ctx, &rec, now); err == nil {
+				b.sent.Add(1)
 				b.forwarded()
 				continue
 			}

@@ -19,7 +19,8 @@
 //
 // While connected, the drain loop publishes from the queues, highest class
 // first and in order per queue, keeping up to Window messages in flight
-// (capped by the cloud's Receive Maximum) and pacing them with RateLimit.
+// (capped by the cloud's Receive Maximum) and pacing them with RateLimit
+// (messages per second) and RateBytes (topic and payload bytes per second).
 // A spooled message is removed only when the cloud acknowledged it (PUBACK,
 // or PUBCOMP for QoS 2), never when it was merely written to the socket.
 // The MQTT session state lives as long as Run, across connections: when the

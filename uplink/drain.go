@@ -352,13 +352,13 @@ func (b *Bridge) fill(ctx context.Context, l *link, sess *session, window int) (
 			continue
 		}
 		if !rec.Deadline.IsZero() && !now.Before(rec.Deadline) {
-			b.drop("older than the rule's MaxAge", "queue", c.name)
+			b.expire("older than the rule's MaxAge", "queue", c.name)
 			c.acks = append(c.acks, it.Seq)
 			continue
 		}
 		p, ok := l.packet(&rec, now)
 		if !ok {
-			b.drop("message expired in the spool", "queue", c.name)
+			b.expire("message expired in the spool", "queue", c.name)
 			c.acks = append(c.acks, it.Seq)
 			continue
 		}
@@ -366,7 +366,7 @@ func (b *Bridge) fill(ctx context.Context, l *link, sess *session, window int) (
 			b.quarantineItem(ctx, c, it, byte(packet.PacketTooLarge), fmt.Errorf("%d bytes, the cloud's maximum packet size is %d", publishSize(p), l.maxPacket))
 			continue
 		}
-		if w := b.limiter.take(now); w > 0 {
+		if w := b.limiter.take(now, len(p.Topic)+len(p.Payload)); w > 0 {
 			c.pushBack(it)
 			return w, nil
 		}
@@ -376,7 +376,9 @@ func (b *Bridge) fill(ctx context.Context, l *link, sess *session, window int) (
 				return 0, fmt.Errorf("publish: %w", err)
 			}
 			c.acks = append(c.acks, it.Seq)
+			b.sent.Add(1)
 			b.forwarded()
+			b.drained.add(time.Now(), 1)
 			continue
 		}
 		f := &flight{cls: c, seq: it.Seq, data: it.Data}
@@ -384,6 +386,7 @@ func (b *Bridge) fill(ctx context.Context, l *link, sess *session, window int) (
 		switch {
 		case err == nil:
 			c.inflight.Add(1)
+			b.sent.Add(1)
 		case errors.Is(err, paho.ErrNetworkErrorAfterStored):
 			// In the session: sent again on a resumed session, or read
 			// again from the spool otherwise. The connection is going.
@@ -454,6 +457,7 @@ func (b *Bridge) handleResults(ctx context.Context, sess *session, buf []result)
 			c.acks = append(c.acks, f.seq)
 			delete(c.attempts, f.seq)
 			b.forwarded()
+			b.drained.add(now, 1)
 			if n, ok := b.quarantineEp.end(); ok {
 				b.log.Info("cloud takes messages again", "quarantined", n)
 			}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -81,45 +82,98 @@ func backoff(n int, lo, hi time.Duration) time.Duration {
 	return half + rand.N(half+1)
 }
 
-// bucket is a token bucket: rate tokens per second, at most burst.
+// bucket is a token bucket: rate tokens per second, holding at most burst.
+// A take of n tokens waits until the bucket holds min(n, burst) tokens and
+// then takes all n, so the level may go below zero: a cost larger than the
+// bucket passes as soon as the bucket is full, and the debt it leaves is
+// paid off, at rate, before anything else passes. Nothing waits forever,
+// and over any long run no more than burst + rate × time passes (plus the
+// one large cost in progress). The caller holds the lock of the limiter.
 type bucket struct {
-	mu     sync.Mutex
 	rate   float64
 	burst  float64
 	tokens float64
 	last   time.Time
 }
 
-func newBucket(rate float64, burst int) *bucket {
+func newBucket(rate, burst float64) *bucket {
 	if rate <= 0 {
 		return nil
 	}
-	return &bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+	burst = max(burst, 1)
+	return &bucket{rate: rate, burst: burst, tokens: burst}
 }
 
-// take takes a token and returns 0, or returns how long until one is
-// there (and takes nothing). A nil bucket never waits.
-func (k *bucket) take(now time.Time) time.Duration {
-	if k == nil {
-		return 0
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if !k.last.IsZero() {
+// refill adds the tokens earned since the last call.
+func (k *bucket) refill(now time.Time) {
+	if !k.last.IsZero() && now.After(k.last) {
 		k.tokens = min(k.burst, k.tokens+now.Sub(k.last).Seconds()*k.rate)
 	}
-	k.last = now
-	if k.tokens >= 1 {
-		k.tokens--
-		return 0
+	if now.After(k.last) {
+		k.last = now
 	}
-	return max(time.Millisecond, time.Duration((1-k.tokens)/k.rate*float64(time.Second)))
 }
 
-// wait takes a token, waiting for it.
-func (k *bucket) wait(ctx context.Context) error {
+// need returns how long until the bucket can give n tokens (0: now).
+func (k *bucket) need(n float64) time.Duration {
+	want := min(n, k.burst)
+	if k.tokens >= want {
+		return 0
+	}
+	return max(time.Millisecond, time.Duration(math.Ceil((want-k.tokens)/k.rate*float64(time.Second))))
+}
+
+// limiter paces the publishes to the cloud with a bucket of messages
+// (RateLimit, RateBurst) and one of bytes (RateBytes, holding one second's
+// worth). A publish takes from both or, when either is short, from
+// neither. A nil limiter never waits.
+type limiter struct {
+	mu    sync.Mutex
+	msgs  *bucket // nil: no message rate limit
+	bytes *bucket // nil: no byte rate limit
+}
+
+func newLimiter(rate float64, burst int, rateBytes int64) *limiter {
+	l := &limiter{msgs: newBucket(rate, float64(burst)), bytes: newBucket(float64(rateBytes), float64(rateBytes))}
+	if l.msgs == nil && l.bytes == nil {
+		return nil
+	}
+	return l
+}
+
+// take takes one message of size bytes and returns 0, or returns how long
+// until both buckets can give it (and takes nothing).
+func (l *limiter) take(now time.Time, size int) time.Duration {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var wait time.Duration
+	if l.msgs != nil {
+		l.msgs.refill(now)
+		wait = l.msgs.need(1)
+	}
+	if l.bytes != nil {
+		l.bytes.refill(now)
+		wait = max(wait, l.bytes.need(float64(size)))
+	}
+	if wait > 0 {
+		return wait
+	}
+	if l.msgs != nil {
+		l.msgs.tokens--
+	}
+	if l.bytes != nil {
+		l.bytes.tokens -= float64(size)
+	}
+	return 0
+}
+
+// wait takes one message of size bytes, waiting for it.
+func (l *limiter) wait(ctx context.Context, size int) error {
 	for {
-		d := k.take(time.Now())
+		d := l.take(time.Now(), size)
 		if d == 0 {
 			return nil
 		}

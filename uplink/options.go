@@ -91,6 +91,14 @@ type Options struct {
 	RateLimit float64
 	// RateBurst is the bucket size; 0 means max(1, RateLimit).
 	RateBurst int
+	// RateBytes caps the bytes published to the cloud per second, counting
+	// each message's topic and payload, for a link metered by volume; 0
+	// means no limit. Its bucket holds one second's worth: after a quiet
+	// spell up to RateBytes go out at once, and a message larger than
+	// that waits for a full bucket and then goes (it is never stuck), its
+	// excess paid off before the next one. With RateLimit too, a message
+	// waits for both.
+	RateBytes int64
 
 	// DrainTimeout is how long Run waits at shutdown for the messages in
 	// flight to be acknowledged before it disconnects; 0 means 2s.
@@ -240,8 +248,8 @@ func (o Options) compile() (*settings, error) {
 	case s.Window < 0 || s.Window > 65535:
 		bad("Window %d: want 1..65535", s.Window)
 	}
-	if s.RateLimit < 0 || s.RateBurst < 0 {
-		bad("RateLimit %v and RateBurst %d may not be negative", s.RateLimit, s.RateBurst)
+	if s.RateLimit < 0 || s.RateBurst < 0 || s.RateBytes < 0 {
+		bad("RateLimit %v, RateBurst %d and RateBytes %d may not be negative", s.RateLimit, s.RateBurst, s.RateBytes)
 	}
 	if s.RateBurst == 0 {
 		s.RateBurst = max(1, int(s.RateLimit))

@@ -124,19 +124,22 @@ func TestBackoffBounds(t *testing.T) {
 }
 
 func TestBucket(t *testing.T) {
-	k := newBucket(10, 2)
+	k := newLimiter(10, 2, 0)
 	now := time.Unix(1000, 0)
-	if k.take(now) != 0 || k.take(now) != 0 {
+	if k.take(now, 1) != 0 || k.take(now, 1) != 0 {
 		t.Fatal("burst of 2 not available")
 	}
-	if w := k.take(now); w <= 0 || w > 100*time.Millisecond {
+	if w := k.take(now, 1); w <= 0 || w > 100*time.Millisecond {
 		t.Fatalf("third take waits %v, want (0, 100ms]", w)
 	}
-	if k.take(now.Add(100*time.Millisecond)) != 0 {
+	if k.take(now.Add(100*time.Millisecond), 1) != 0 {
 		t.Fatal("no token after 100ms at 10/s")
 	}
-	var none *bucket
-	if none.take(now) != 0 {
-		t.Fatal("nil bucket waits")
+	var none *limiter
+	if none.take(now, 1<<30) != 0 {
+		t.Fatal("nil limiter waits")
+	}
+	if newLimiter(0, 0, 0) != nil {
+		t.Fatal("a limiter without limits")
 	}
 }
