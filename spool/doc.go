@@ -57,6 +57,16 @@
 // Options.MinFreeBytes of free disk, appends and KV sets fail with ErrNoSpace
 // while acks and deletes go on; writing resumes when space returns.
 //
+// # Inspection
+//
+// OpenSnapshot opens a store read-only, without the writer, for tools that
+// look at the data directory of a stopped gateway: queue names, depth,
+// bytes, oldest message, sequence range, and the items. badger's directory
+// lock keeps it from opening a store that a running Store holds
+// (ErrLocked). A store that was not closed cleanly needs its logs replayed
+// first (ErrNeedsRecovery): Recover does what Run would do at its start,
+// and closes again.
+//
 // # Keys
 //
 // Queue items are under q/<queue>/<seq> (seq 8 bytes big-endian), queue meta

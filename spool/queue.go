@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -63,9 +64,13 @@ type Item struct {
 
 // QueueStats describe a queue. The counters count messages since Run.
 type QueueStats struct {
-	Depth    int64     // messages stored
-	Bytes    int64     // sum of their payload sizes
-	Oldest   time.Time // append time of the first message; zero when empty
+	Depth  int64     // messages stored
+	Bytes  int64     // sum of their payload sizes
+	Oldest time.Time // append time of the first message; zero when empty
+	First  uint64    // sequence number of the first message; 0 when empty
+	Last   uint64    // sequence number of the last message; 0 when empty
+	Next   uint64    // sequence number the next message gets
+
 	Appended uint64
 	Acked    uint64
 	Dropped  uint64 // removed by DropOldest
@@ -215,32 +220,9 @@ func (q *Queue) Read(after uint64, n int) ([]Item, error) {
 	}
 	start := max(after+1, q.meta().head)
 	var items []Item
-	err := q.s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{
-			PrefetchValues: true,
-			PrefetchSize:   min(n, 64),
-			Prefix:         q.prefix,
-		})
-		defer it.Close()
-		for it.Seek(itemKey(q.prefix, start)); it.Valid() && len(items) < n; it.Next() {
-			item := it.Item()
-			seq := seqOf(item.Key())
-			err := item.Value(func(v []byte) error {
-				t, data, err := decodeItem(v)
-				if err != nil {
-					return fmt.Errorf("queue %q seq %d: %w", q.name, seq, err)
-				}
-				if cutoff != 0 && t < cutoff {
-					return nil
-				}
-				items = append(items, Item{Seq: seq, Time: time.Unix(0, t), Data: bytes.Clone(data)})
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+	err := q.s.view(func(txn *badger.Txn) (err error) {
+		items, err = readItems(txn, q.name, q.prefix, start, n, cutoff)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("spool: read: %w", err)
@@ -248,24 +230,83 @@ func (q *Queue) Read(after uint64, n int) ([]Item, error) {
 	return items, nil
 }
 
+// readItems returns up to n items of a queue from seq start on, in order,
+// skipping those appended before cutoff (Unix ns; 0: none).
+func readItems(txn *badger.Txn, name string, prefix []byte, start uint64, n int, cutoff int64) ([]Item, error) {
+	var items []Item
+	it := txn.NewIterator(badger.IteratorOptions{
+		PrefetchValues: true,
+		PrefetchSize:   min(n, 64),
+		Prefix:         prefix,
+	})
+	defer it.Close()
+	for it.Seek(itemKey(prefix, start)); it.Valid() && len(items) < n; it.Next() {
+		item := it.Item()
+		seq := seqOf(item.Key())
+		err := item.Value(func(v []byte) error {
+			t, data, err := decodeItem(v)
+			if err != nil {
+				return fmt.Errorf("queue %q seq %d: %w", name, seq, err)
+			}
+			if cutoff != 0 && t < cutoff {
+				return nil
+			}
+			items = append(items, Item{Seq: seq, Time: time.Unix(0, t), Data: bytes.Clone(data)})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
+}
+
 // Stats returns the queue's state and counters.
 func (q *Queue) Stats() QueueStats {
 	m := q.meta()
-	st := QueueStats{
-		Depth:    m.depth,
-		Bytes:    m.bytes,
-		Appended: q.appended.Load(),
-		Acked:    q.acked.Load(),
-		Dropped:  q.dropped.Load(),
-		Expired:  q.expired.Load(),
-		Rejected: q.rejected.Load(),
-	}
-	if m.depth > 0 {
-		if t, ok, err := q.headTime(); err == nil && ok {
-			st.Oldest = t
-		}
-	}
+	st := m.stats()
+	st.Appended = q.appended.Load()
+	st.Acked = q.acked.Load()
+	st.Dropped = q.dropped.Load()
+	st.Expired = q.expired.Load()
+	st.Rejected = q.rejected.Load()
+	_ = q.s.view(func(txn *badger.Txn) error { return describe(txn, q.prefix, m, &st) })
 	return st
+}
+
+// stats returns what the meta record says of a queue.
+func (m qmeta) stats() QueueStats {
+	return QueueStats{Depth: m.depth, Bytes: m.bytes, Next: m.next}
+}
+
+// describe fills in the oldest append time and the sequence range of a
+// queue with meta record m from its items.
+func describe(txn *badger.Txn, prefix []byte, m qmeta, st *QueueStats) error {
+	if m.depth == 0 {
+		return nil
+	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	it.Seek(itemKey(prefix, m.head))
+	var err error
+	if it.Valid() {
+		st.First = seqOf(it.Item().Key())
+		err = it.Item().Value(func(v []byte) error {
+			ns, _, err := decodeItem(v)
+			st.Oldest = time.Unix(0, ns)
+			return err
+		})
+	}
+	it.Close()
+	if err != nil {
+		return err
+	}
+	rit := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+	defer rit.Close()
+	rit.Seek(itemKey(prefix, math.MaxUint64))
+	if rit.Valid() {
+		st.Last = seqOf(rit.Item().Key())
+	}
+	return nil
 }
 
 // headTime returns the append time of the first message.

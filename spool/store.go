@@ -193,25 +193,8 @@ func (s *Store) recover(db *badger.DB) error {
 	if err != nil {
 		return fmt.Errorf("spool: check store format: %w", err)
 	}
-	err = db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 16, Prefix: []byte("m/")})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			name := string(it.Item().Key()[2:])
-			var m qmeta
-			err := it.Item().Value(func(v []byte) (err error) {
-				m, err = decodeMeta(v)
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("queue %q: %w", name, err)
-			}
-			s.metas[name] = m
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("spool: load queues: %w", err)
+	if err := loadMetas(db, s.metas); err != nil {
+		return err
 	}
 	// A head left behind by out-of-order acks is moved to the first item, so
 	// that reads do not step over tombstones.
@@ -234,6 +217,31 @@ func (s *Store) recover(db *badger.DB) error {
 			m.head = m.next
 		}
 		s.metas[name] = m
+	}
+	return nil
+}
+
+// loadMetas reads every queue's meta record into metas.
+func loadMetas(db *badger.DB, metas map[string]qmeta) error {
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 16, Prefix: []byte("m/")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			name := string(it.Item().Key()[2:])
+			var m qmeta
+			err := it.Item().Value(func(v []byte) (err error) {
+				m, err = decodeMeta(v)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("queue %q: %w", name, err)
+			}
+			metas[name] = m
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("spool: load queues: %w", err)
 	}
 	return nil
 }
@@ -279,6 +287,25 @@ func (s *Store) QueueNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// QueueStats returns the state of the queue called name, whether it was
+// opened since Run (then with its counters, as Queue.Stats) or only found
+// on disk; false when there is no such queue.
+func (s *Store) QueueStats(name string) (QueueStats, bool) {
+	s.mu.Lock()
+	q := s.queues[name]
+	m, onDisk := s.metas[name]
+	s.mu.Unlock()
+	if q != nil {
+		return q.Stats(), true
+	}
+	if !onDisk {
+		return QueueStats{}, false
+	}
+	st := m.stats()
+	_ = s.view(func(txn *badger.Txn) error { return describe(txn, queuePrefix(name), m, &st) })
+	return st, true
 }
 
 // isOpen reports whether the store takes requests.
