@@ -23,6 +23,17 @@
 // every QoS 1/2 message to each bridge's BeforeAck, so a publisher is
 // acknowledged only once every bridge that exports the topic has it on disk.
 //
+// # Status
+//
+// Gateway.Status is a snapshot of the broker's counters, the spool's queues
+// and each uplink's state (connected since when, backlog per class, sent,
+// acknowledged, dropped, expired, quarantined, drain rate, time to drain).
+// A running gateway writes it as JSON to StatusFile in data_dir, replacing
+// the file atomically when something changed (checked every few seconds,
+// rewritten at least every StatusHeartbeat), and removes it at a clean
+// stop. InspectSpool, behind `outpost spool`, reads a stopped gateway's
+// spool read-only, and that file while a gateway holds the spool.
+//
 // # Lifecycle
 //
 // New builds the components and starts nothing. Run starts them one after

@@ -38,6 +38,9 @@ type Gateway struct {
 	ready      chan struct{}
 	started    atomic.Bool
 	broker     *localbroker.Broker // nil in tests of the lifecycle alone
+	store      *spool.Store        // likewise
+	spoolDir   string
+	bridges    []*uplink.Bridge
 }
 
 // SetVersion records the build version reported by components ($SYS/broker/version).
@@ -110,7 +113,14 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 	}
 
 	g := newGateway(logger, comps)
-	g.broker = b
+	g.broker, g.store, g.bridges, g.spoolDir = b, store, bridges, sopts.Dir
+	// Last: the status file, once everything it describes runs.
+	g.components = append(g.components, &statusWriter{
+		g:        g,
+		path:     StatusFile(cfg.DataDir),
+		interval: statusInterval,
+		log:      logger.With("component", "status"),
+	})
 	return g, nil
 }
 

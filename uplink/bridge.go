@@ -345,6 +345,19 @@ func (b *Bridge) Stats() Stats {
 	return st
 }
 
+// ReadQuarantine returns up to n messages of the quarantine queue with a
+// sequence number above after, oldest first (DecodeRecord decodes them,
+// with the cloud's reason code). It works once Run opened the queue.
+func (b *Bridge) ReadQuarantine(after uint64, n int) ([]spool.Item, error) {
+	b.qmu.Lock()
+	q := b.quarantine
+	b.qmu.Unlock()
+	if q == nil {
+		return nil, nil
+	}
+	return q.Read(after, n)
+}
+
 // eta is the time to drain depth messages at rate messages per second.
 func eta(depth int64, rate float64) time.Duration {
 	switch {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -157,6 +158,30 @@ func QueueName(bridge string, priority int) string {
 // QuarantineName is the spool queue where a bridge keeps the messages that
 // the cloud refused for good.
 func QuarantineName(bridge string) string { return "uplink." + bridge + ".quarantine" }
+
+// ParseQueueName tells which bridge a spool queue belongs to, and whether
+// it is a priority class (QueueName) or the quarantine (QuarantineName);
+// ok is false for a queue of no bridge.
+func ParseQueueName(queue string) (bridge string, priority int, quarantine, ok bool) {
+	rest, found := strings.CutPrefix(queue, "uplink.")
+	if !found {
+		return "", 0, false, false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i < 0 || !validName(rest[:i]) {
+		return "", 0, false, false
+	}
+	bridge, class := rest[:i], rest[i+1:]
+	if class == "quarantine" {
+		return bridge, 0, true, true
+	}
+	digits, found := strings.CutPrefix(class, "p")
+	p, err := strconv.Atoi(digits)
+	if !found || err != nil || p < 0 || p > maxPriority || strconv.Itoa(p) != digits {
+		return "", 0, false, false
+	}
+	return bridge, p, false, true
+}
 
 // rule is a validated Rule with its mapping.
 type rule struct {

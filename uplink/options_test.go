@@ -143,3 +143,31 @@ func TestBucket(t *testing.T) {
 		t.Fatal("a limiter without limits")
 	}
 }
+
+func TestParseQueueName(t *testing.T) {
+	for _, tc := range []struct {
+		queue      string
+		bridge     string
+		prio       int
+		quarantine bool
+		ok         bool
+	}{
+		{QueueName("aws", 10), "aws", 10, false, true},
+		{QueueName("a-b_c", 0), "a-b_c", 0, false, true},
+		{QuarantineName("hive"), "hive", 0, true, true},
+		{"uplink.x.p999", "x", 999, false, true},
+		{"uplink.x.p1000", "", 0, false, false},
+		{"uplink.x.p01", "", 0, false, false},
+		{"uplink.x.p-1", "", 0, false, false},
+		{"uplink.x.q1", "", 0, false, false},
+		{"uplink.a.b.p1", "", 0, false, false},
+		{"uplink..p1", "", 0, false, false},
+		{"uplink.x", "", 0, false, false},
+		{"other", "", 0, false, false},
+	} {
+		b, p, q, ok := ParseQueueName(tc.queue)
+		if b != tc.bridge || p != tc.prio || q != tc.quarantine || ok != tc.ok {
+			t.Errorf("ParseQueueName(%q) = %q, %d, %v, %v; want %q, %d, %v, %v", tc.queue, b, p, q, ok, tc.bridge, tc.prio, tc.quarantine, tc.ok)
+		}
+	}
+}
