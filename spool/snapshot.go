@@ -32,6 +32,7 @@ var (
 // snapshots may be open at once, but not while a Store runs on the folder
 // (badger's directory lock), and a Store cannot start while one is open.
 type Snapshot struct {
+	dir   string
 	db    *badger.DB
 	metas map[string]qmeta
 }
@@ -61,7 +62,7 @@ func OpenSnapshot(opts Options) (*Snapshot, error) {
 	if err != nil {
 		return nil, openError(o.Dir, err)
 	}
-	sn := &Snapshot{db: db, metas: make(map[string]qmeta)}
+	sn := &Snapshot{dir: o.Dir, db: db, metas: make(map[string]qmeta)}
 	if err := sn.load(); err != nil {
 		return nil, errors.Join(err, closeDB(db))
 	}
@@ -89,6 +90,19 @@ func hasWAL(dir string) bool {
 		}
 	}
 	return false
+}
+
+// largestWAL returns the size of the largest memtable write-ahead log of
+// badger in dir (0: none).
+func largestWAL(dir string) int64 {
+	var n int64
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), ".mem") {
+			n = max(n, fi.Size())
+		}
+	}
+	return n
 }
 
 // openError classifies what badger.Open returned; badger flattens the
@@ -173,7 +187,7 @@ func (sn *Snapshot) Read(name string, after uint64, n int) ([]Item, error) {
 // Stats returns the sizes of the store on disk; the counters are zero.
 func (sn *Snapshot) Stats() Stats {
 	var st Stats
-	st.LSMBytes, st.ValueLogBytes = sn.db.Size()
+	st.LSMBytes, st.ValueLogBytes = diskUsage(sn.dir)
 	return st
 }
 
@@ -192,6 +206,12 @@ func Recover(ctx context.Context, opts Options) error {
 	}
 	if locked, err := dirLocked(opts.Dir); err == nil && locked {
 		return fmt.Errorf("%w: %s", ErrLocked, opts.Dir)
+	}
+	// badger sizes a memtable's write-ahead log at twice the memtable: a
+	// log written with larger memtables than opts says needs their size
+	// to be replayed.
+	if wal := largestWAL(opts.Dir); wal/2 > max(opts.MemTableBytes, DefaultMemTableBytes) {
+		opts.MemTableBytes = wal / 2
 	}
 	s, err := New(opts)
 	if err != nil {

@@ -67,6 +67,9 @@ func TestSnapshotOfAStoppedStore(t *testing.T) {
 	if !ok || live.Depth != 3 || live.First != 2 || live.Last != 5 || live.Next != 6 || live.Acked != 2 {
 		t.Fatalf("live QueueStats(a) = %+v, %v", live, ok)
 	}
+	if st := s.Stats(); st.ValueLogBytes <= 0 {
+		t.Errorf("live Stats %+v: no value log, with a 2000-byte message in it", st)
+	}
 	s.stop()
 
 	before := dirState(t, dir)
@@ -95,6 +98,9 @@ func TestSnapshotOfAStoppedStore(t *testing.T) {
 	}
 	if items, err := sn.Read("nope", 0, 10); err != nil || len(items) != 0 {
 		t.Fatalf("Read(nope) = %v, %v", items, err)
+	}
+	if st := sn.Stats(); st.LSMBytes <= 0 || st.ValueLogBytes <= 0 {
+		t.Errorf("snapshot Stats %+v: want the tables and value log on disk", st)
 	}
 	// Two snapshots at once: read-only opens share the lock.
 	sn2 := mustSnapshot(t, dir)
@@ -185,7 +191,9 @@ func TestSnapshotAfterKill9NeedsRecovery(t *testing.T) {
 	if _, err := OpenSnapshot(Options{Dir: dir}); !errors.Is(err, ErrNeedsRecovery) {
 		t.Fatalf("OpenSnapshot after kill -9: %v; want ErrNeedsRecovery", err)
 	}
-	if err := Recover(context.Background(), Options{Dir: dir}); err != nil {
+	// Smaller memtables than the writer's: Recover sizes them up to its
+	// write-ahead log.
+	if err := Recover(context.Background(), Options{Dir: dir, MemTableBytes: 1 << 20}); err != nil {
 		t.Fatalf("Recover: %v", err)
 	}
 	sn := mustSnapshot(t, dir)

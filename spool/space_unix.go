@@ -2,7 +2,10 @@
 
 package spool
 
-import "syscall"
+import (
+	"io/fs"
+	"syscall"
+)
 
 // freeBytes returns the space available to unprivileged users on the file
 // system that holds dir.
@@ -12,4 +15,13 @@ func freeBytes(dir string) (int64, error) {
 		return 0, err
 	}
 	return int64(st.Bavail) * int64(st.Bsize), nil //nolint:unconvert // field types differ per platform
+}
+
+// allocated returns the disk space a file takes: its blocks, which for a
+// sparse file are fewer than its size.
+func allocated(fi fs.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int64(st.Blocks) * 512 //nolint:unconvert // field types differ per platform
+	}
+	return fi.Size()
 }

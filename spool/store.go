@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -66,8 +67,8 @@ type Store struct {
 type Stats struct {
 	Commits       uint64 // badger transactions committed by the writer
 	Syncs         uint64 // syncs to stable storage (with SyncAlways, one per commit)
-	LSMBytes      int64  // size of the LSM tree on disk (badger updates it every minute)
-	ValueLogBytes int64  // size of the value log on disk (likewise)
+	LSMBytes      int64  // disk space of the LSM tree's tables
+	ValueLogBytes int64  // disk space of the value log (its newest file is preallocated, sparse)
 	NoSpace       bool   // appends are being refused with ErrNoSpace
 }
 
@@ -265,7 +266,7 @@ func (s *Store) Stats() Stats {
 	st := Stats{Commits: s.commits.Load(), Syncs: s.syncs.Load(), NoSpace: s.noSpace.Load()}
 	s.dbMu.RLock()
 	if s.db != nil {
-		st.LSMBytes, st.ValueLogBytes = s.db.Size()
+		st.LSMBytes, st.ValueLogBytes = diskUsage(s.opts.Dir)
 	}
 	s.dbMu.RUnlock()
 	return st
@@ -306,6 +307,27 @@ func (s *Store) QueueStats(name string) (QueueStats, bool) {
 	st := m.stats()
 	_ = s.view(func(txn *badger.Txn) error { return describe(txn, queuePrefix(name), m, &st) })
 	return st, true
+}
+
+// diskUsage returns the disk space that badger's tables and value-log files
+// in dir take. (badger's DB.Size reports 0 with its metrics off.)
+func diskUsage(dir string) (lsm, vlog int64) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		var sum *int64
+		switch filepath.Ext(e.Name()) {
+		case ".sst":
+			sum = &lsm
+		case ".vlog":
+			sum = &vlog
+		default:
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			*sum += allocated(fi)
+		}
+	}
+	return lsm, vlog
 }
 
 // isOpen reports whether the store takes requests.
