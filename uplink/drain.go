@@ -69,6 +69,7 @@ const stableOnline = 30 * time.Second
 // link is an established connection to the cloud.
 type link struct {
 	cli       *paho.Client
+	conn      *packetConn
 	maxQoS    byte
 	retainOK  bool
 	maxPacket uint32
@@ -157,9 +158,10 @@ func (b *Bridge) connectAndServe(ctx context.Context, sess *session) (online tim
 		default:
 		}
 	}
+	pc := newPacketConn(nc)
 	cli := paho.NewClient(paho.ClientConfig{
 		ClientID:                   b.s.ClientID,
-		Conn:                       packets.NewThreadSafeConn(nc),
+		Conn:                       pc,
 		Session:                    sess,
 		OnPublishReceived:          []func(paho.PublishReceived) (bool, error){b.onPublish},
 		EnableManualAcknowledgment: true,
@@ -186,7 +188,7 @@ func (b *Bridge) connectAndServe(ctx context.Context, sess *session) (online tim
 		return 0, fmt.Errorf("connect: %w", err)
 	}
 	start := time.Now()
-	l := &link{cli: cli}
+	l := &link{cli: cli, conn: pc}
 	sess.mu.Lock()
 	l.maxQoS, l.retainOK, l.maxPacket = sess.maxQoS, sess.retainOK, sess.maxPacket
 	window := min(b.s.Window, int(sess.recvMax))
@@ -297,7 +299,9 @@ func (b *Bridge) drain(ctx context.Context, l *link, sess *session, window int) 
 		var wait time.Duration
 		if !stopping {
 			var err error
+			l.conn.hold() // the window's PUBLISHes go out together
 			wait, err = b.fill(ctx, l, sess, window)
+			l.conn.release()
 			if err != nil {
 				return err
 			}
