@@ -2,6 +2,7 @@
 //
 //	outpost run [-c FILE]    run the gateway
 //	outpost check -c FILE    validate a config file, print the effective config
+//	outpost spool [-c FILE]  show the spool's queues (also -data DIR)
 //	outpost version          print version, commit and Go version
 //
 // Exit status: 0 on success, 1 on a failure while running, 2 on a usage or
@@ -51,6 +52,7 @@ const usage = `Usage: outpost <command> [flags]
 Commands:
   run [-c FILE]    run the gateway (on the embedded defaults without -c)
   check -c FILE    validate a config file and print the effective config
+  spool [-c FILE]  show the spool's queues, of a stopped or a running gateway
   version          print the version, commit and Go version
 
 Run "outpost <command> -h" for the details of a command.
@@ -66,6 +68,8 @@ func outpost(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(rest, stderr)
 	case "check":
 		return cmdCheck(rest, stdout, stderr)
+	case "spool":
+		return cmdSpool(rest, stdout, stderr)
 	case "version":
 		return cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
