@@ -1336,7 +1336,14 @@ func TestExampleConfigsLoad(t *testing.T) {
 			if _, err := New(c, nil); err != nil {
 				t.Fatalf("gateway.New: %v", err)
 			}
-			if back := roundTrip(t, c); !reflect.DeepEqual(back, c) {
+			// The same back, but the uplink passwords, which WriteTOML hides.
+			back := roundTrip(t, c)
+			for i := range back.Uplinks {
+				if c.Uplinks[i].Password != "" && back.Uplinks[i].Password == hiddenPassword {
+					back.Uplinks[i].Password = c.Uplinks[i].Password
+				}
+			}
+			if !reflect.DeepEqual(back, c) {
 				t.Errorf("round trip:\n%+v\nwant\n%+v", back, c)
 			}
 		})
