@@ -136,6 +136,16 @@ type snClient struct {
 	node  []byte
 	fwd   bool
 	msgID uint16
+	// wait bounds expect; 0 means recvTimeout. Under synctest, where time
+	// is fake, it is long.
+	wait time.Duration
+}
+
+func (c *snClient) timeout() time.Duration {
+	if c.wait > 0 {
+		return c.wait
+	}
+	return recvTimeout
 }
 
 func newSNClient(t testing.TB, gw net.Addr) *snClient {
@@ -205,7 +215,7 @@ const recvTimeout = 5 * time.Second
 // expect reads the next message and requires it to be of type T.
 func expect[T packet.Message](c *snClient) T {
 	c.t.Helper()
-	m, err := c.recv(recvTimeout)
+	m, err := c.recv(c.timeout())
 	if err != nil {
 		c.t.Fatalf("expected %T, got error %v", *new(T), err)
 	}
@@ -338,8 +348,9 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 
 // watcher is an in-process broker client that records what it gets.
 type watcher struct {
-	t testing.TB
-	c *localbroker.Client
+	t    testing.TB
+	c    *localbroker.Client
+	wait time.Duration // bounds expect; 0 means recvTimeout
 }
 
 func watch(t testing.TB, b *localbroker.Broker, filter string) *watcher {
@@ -367,7 +378,11 @@ func (w *watcher) next(d time.Duration) (*localbroker.Delivery, error) {
 
 func (w *watcher) expect(topic, payload string) *localbroker.Delivery {
 	w.t.Helper()
-	d, err := w.next(recvTimeout)
+	wait := w.wait
+	if wait == 0 {
+		wait = recvTimeout
+	}
+	d, err := w.next(wait)
 	if err != nil {
 		w.t.Fatalf("waiting for %s %q: %v", topic, payload, err)
 	}
