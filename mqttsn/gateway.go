@@ -438,12 +438,14 @@ func (g *Gateway) route(p peer, m packet.Message) {
 // unknown answers a message from an address without a session. MQTT-SN 1.2
 // §6.12: a gateway that cannot map a message to a client may send
 // DISCONNECT, upon which the client connects again. A PUBREL is answered
-// with PUBCOMP: its message was published when PUBREC was sent.
+// with PUBCOMP: its message was published when PUBREC was sent. Nothing
+// answers a DISCONNECT, a PUBCOMP or an acknowledgement, so that two
+// gateways fed a spoofed address cannot keep answering each other.
 func (g *Gateway) unknown(p peer, m packet.Message) {
 	g.st.unknown.Add(1)
 	switch m := m.(type) {
 	case *packet.Publish, *packet.Register, *packet.Subscribe, *packet.Unsubscribe, *packet.Pingreq,
-		*packet.Disconnect, *packet.WillTopic, *packet.WillMsg, *packet.WillTopicUpd, *packet.WillMsgUpd:
+		*packet.WillTopic, *packet.WillMsg, *packet.WillTopicUpd, *packet.WillMsgUpd:
 		_ = g.sendTo(p, &packet.Disconnect{})
 	case *packet.Pubrel:
 		_ = g.sendTo(p, &packet.Pubcomp{MsgID: m.MsgID})

@@ -463,8 +463,15 @@ func (e *env) startSub(t testing.TB, version, filter string, qos int, extra ...s
 		_ = cmd.Wait()
 	}()
 	t.Cleanup(func() {
+		// Wait for the broker to drop the subscription, so that the next
+		// startSub's count starts from a settled value.
+		n := e.b.Stats().Subscriptions
 		_ = cmd.Process.Kill()
 		<-s.done
+		deadline := time.Now().Add(10 * time.Second)
+		for e.b.Stats().Subscriptions >= n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for e.b.Stats().Subscriptions <= before {
