@@ -1,13 +1,101 @@
-// Package mqttsn will hold Outpost's MQTT-SN 1.2 gateway: the codec (in
-// mqttsn/packet) and the gateway sessions for battery devices (connect, will,
-// register, publish, subscribe, sleep, gateway discovery).
+// Package mqttsn is Outpost's MQTT-SN 1.2 gateway for battery devices: the
+// codec lives in mqttsn/packet, the gateway sessions here (Gateway).
 //
 // Its transport is any net.PacketConn: a UDP socket, or a serial radio link
 // from serialbus whose net.Addr is the radio node address. The package knows
-// nothing of serial ports. Each MQTT-SN session is an in-process client of the
-// local broker, so QoS, inflight windows, persistent sessions, wills and ACLs
-// hold for MQTT-SN devices as they do for network clients.
+// nothing of serial ports; it uses a Conn's MTU() and Broadcast() methods
+// when it has them. mqttsn may import only localbroker: it defines the small
+// Broker interface it needs (Attach), and gateway wires it.
 //
-// mqttsn may import only localbroker (its in-process client API); it defines
-// the small interface it needs from the broker, and gateway wires it.
+// # Sessions
+//
+// The gateway is transparent (MQTT-SN 1.2 §3.1): each client is its own
+// in-process broker client, attached with ClientID = Transport.ClientIDPrefix
+// + ClientId, CleanStart = CleanSession and, when CleanSession is off,
+// Options.SessionExpiry. QoS flows, inflight windows, persistent sessions,
+// wills, ACLs and the durable handoff hold for devices as for LAN clients.
+// A client's PUBLISH at QoS 1 or 2 is acknowledged (PUBACK, PUBREC) only
+// after the broker's Publish returned, that is after the spool has it.
+//
+// A client is connecting (will handshake), active, asleep or awake
+// (§6.14). Disconnected and lost clients are removed; what a CleanSession=false
+// client keeps at the gateway (topic ids, will data, QoS 2 ids awaiting
+// PUBREL) is saved for Options.SessionExpiry. Its subscriptions and queued
+// messages are the broker's. A CONNECT with a ClientId known at another
+// address takes the session over; a CONNECT from an address that another
+// ClientId held makes that other client lost. A CONNECT from an active or
+// sleeping client with CleanSession=false keeps its broker session and the
+// messages buffered for it.
+//
+// Keep-alive and sleep are supervised with Options.KeepAliveGrace (1.5 ×
+// the Duration by default, §7.2): a client silent for longer is lost and its
+// will published. Every exchange the gateway starts (REGISTER, PUBLISH at
+// QoS 1/2, PUBREL, WILLTOPICREQ, WILLMSGREQ) is retransmitted every Tretry,
+// a PUBLISH with DUP, Nretry times; then the client is lost (§6.13). The
+// gateway has one such exchange outstanding per client at a time (§6.6).
+//
+// # Topics
+//
+// Topic ids are per client (§7.3). A client's REGISTER, and a SUBSCRIBE to a
+// name without wildcards, assign ids it keeps. Towards the client a message
+// goes by pre-defined id when its topic has one (Options.ClientPredefined,
+// then Options.Predefined), as a short topic name when its topic has two
+// octets, and otherwise by a normal id, which the gateway REGISTERs first
+// when the client has not been told it in the current connection (§6.10):
+// a wildcard match, or any topic after a reconnection. When the table is
+// full (MaxTopicsPerClient), ids the gateway assigned for wildcard matches
+// are reused, least recently used first. A client that refuses a REGISTER
+// is unsubscribed from that name; one that answers "invalid topic ID" gets
+// the REGISTER and the message again, once.
+//
+// Return codes: "invalid topic ID" (0x02) for a PUBLISH on an unknown
+// normal or pre-defined id whatever its QoS (§6.6, §6.7), and for a
+// SUBSCRIBE to an unknown pre-defined id; "congestion" (0x01) when a limit
+// is hit (MaxClients, MaxTopicsPerClient) or the broker refuses for lack of
+// room (QuotaExceeded, a failed durable handoff); "not supported" (0x03)
+// for what the broker refuses for good (not authorized, a bad topic).
+//
+// # Sleeping clients, QoS -1, discovery, forwarders
+//
+// Messages for an asleep client are buffered (MaxBuffered, QoS 0 included)
+// and sent when it wakes with a PINGREQ carrying its ClientId, from any
+// address, followed by PINGRESP (§6.14). QoS -1 PUBLISH (§6.8) is taken
+// from any address on a transport with AllowQoSMinus1, with a pre-defined
+// id of Options.Predefined or a short topic name, and published at QoS 0 by
+// a broker client of the transport. SEARCHGW is answered with GWINFO;
+// ADVERTISE goes to the transport's broadcast address every
+// AdvertiseInterval (§6.1). Clients behind a forwarder (§5.5) are keyed by
+// the forwarder's address and their Wireless Node Id and answered
+// encapsulated. Nothing larger than the transport's MTU is sent: such a
+// message is dropped, counted (Stats.TooLarge) and logged at most every few
+// seconds; as §6.10 says, its publish is silently aborted.
+//
+// A message from an address without a session gets DISCONNECT (§6.12), so
+// that the client connects again; a PUBREL gets PUBCOMP. Malformed datagrams
+// are dropped and counted (Stats.Malformed).
+//
+// # Goroutines
+//
+// Run starts one reader per transport, a small fixed pool of workers and one
+// timer goroutine. A reader decodes each datagram, answers connectionless
+// messages and appends the others to their client's inbox; the broker's
+// deliveries go to the client's own queue from the Deliver callback. A
+// worker runs a client with work (never two workers the same client), so a
+// client's messages are handled in order and a reader never waits for the
+// broker's durable handoff. The timer goroutine keeps every client's next
+// deadline in one heap and schedules the client when it passes. There is no
+// goroutine per client.
+//
+// # Wiring (for gateway)
+//
+// The gateway's config would map, per [[mqttsn.transport]] table: name,
+// listen address (Transport.Addr) or a serial link by name (Transport.Conn =
+// the serialbus.Link, whose MTU and broadcast address are used), mtu,
+// client_id_prefix, allow_qos_minus1, broadcast; and in [mqttsn]:
+// gateway_id, keep_alive_grace, retry_interval (Tretry), retries (Nretry),
+// max_clients, max_topics_per_client, max_buffered, session_expiry,
+// advertise_interval, [mqttsn.predefined] (id = "topic") and
+// [mqttsn.client.<ClientId>.predefined]. Deps.Broker is the
+// *localbroker.Broker. The gateway starts after the broker (and after the
+// serial links) and stops before it.
 package mqttsn
