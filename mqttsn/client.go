@@ -274,10 +274,6 @@ func (c *client) send(m packet.Message) error { return c.g.sendTo(c.peer, m) }
 // at it are forgotten.
 func (c *client) setPeer(p peer) {
 	key := p.key()
-	if key == c.peer.key() && len(c.keys) <= 1 {
-		c.peer = p
-		return
-	}
 	g := c.g
 	g.mu.Lock()
 	kept := c.keys[:0]

@@ -139,6 +139,7 @@ type snClient struct {
 	// wait bounds expect; 0 means recvTimeout. Under synctest, where time
 	// is fake, it is long.
 	wait time.Duration
+	buf  []byte
 }
 
 func (c *snClient) timeout() time.Duration {
@@ -188,13 +189,16 @@ func (c *snClient) sendRaw(b []byte) {
 // recv returns the next message from the gateway, unwrapping the
 // encapsulation of a forwarded client (whose node id must match).
 func (c *snClient) recv(d time.Duration) (packet.Message, error) {
-	buf := make([]byte, 70000)
+	if c.buf == nil {
+		c.buf = make([]byte, 70000)
+	}
 	_ = c.conn.SetReadDeadline(time.Now().Add(d))
-	n, _, err := c.conn.ReadFrom(buf)
+	n, _, err := c.conn.ReadFrom(c.buf)
 	if err != nil {
 		return nil, err
 	}
-	m, err := packet.Decode(buf[:n])
+	buf := append([]byte(nil), c.buf[:n]...) // the message aliases it
+	m, err := packet.Decode(buf)
 	if err != nil {
 		return nil, fmt.Errorf("gateway sent a malformed datagram % x: %w", buf[:n], err)
 	}

@@ -92,6 +92,8 @@ func TestRetainedAfterSuback(t *testing.T) {
 	e := newEnv(t, Options{})
 	mosqPub(t, e.tcp, "mqttv5", "-t", "ret/one", "-q", "1", "-r", "-m", "kept one")
 	mosqPub(t, e.tcp, "mqttv311", "-t", "ret/two", "-q", "0", "-r", "-m", "kept two")
+	// QoS 0 has no acknowledgement: wait until the broker stored it.
+	eventually(t, 5*time.Second, "retained messages stored", func() bool { return e.b.Stats().Retained == 2 })
 	c := newSNClient(t, e.gwAddr)
 	c.connect("ret", true, 60)
 

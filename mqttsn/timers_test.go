@@ -105,6 +105,7 @@ func TestRetransmissionThenLost(t *testing.T) {
 		if el := time.Since(start); el != 40*time.Second {
 			t.Fatalf("lost after %v, want 40s (Tretry × (Nretry+1))", el)
 		}
+		synctest.Wait() // the will goes out before the client is removed
 		st := e.g.Stats()
 		if st.Lost != 1 || st.Retransmissions != 4 || st.Clients != 0 {
 			t.Fatalf("Stats %+v", st)

@@ -159,9 +159,7 @@ func TestTopicIDsAcrossReconnect(t *testing.T) {
 	id := c.register("keep/x")
 	c.send(&packet.Disconnect{})
 	expect[*packet.Disconnect](c)
-	if st := e.g.Stats(); st.SavedSessions != 1 {
-		t.Fatalf("Stats.SavedSessions = %d, want 1", st.SavedSessions)
-	}
+	eventually(t, 5*time.Second, "session saved", func() bool { return e.g.Stats().SavedSessions == 1 })
 
 	c.connect("keeper", false, 60)
 	c.publish(packet.TopicIDNormal, id, packet.QoS1, false, "same id")
