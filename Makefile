@@ -18,7 +18,11 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 CROSS         := CGO_ENABLED=0 GOOS=linux
 CROSS_LDFLAGS := -s -w $(LDFLAGS)
 
-.PHONY: help build run test peers fmt-check vet bench bench-broker fuzz cross lint clean
+# Debian packages of `make deb`: architectures, and where the .debs go.
+DEB_ARCHES ?= arm64 armhf amd64
+DEB_DIR    ?= dist
+
+.PHONY: help build run test peers fmt-check vet bench bench-broker fuzz cross deb lint clean
 
 help:
 	@echo "make build      build $(BIN)/outpost ($(VERSION))"
@@ -28,6 +32,7 @@ help:
 	@echo "make bench-broker  outpost against Debian's mosquitto side by side (scripts/bench-broker.sh)"
 	@echo "make fuzz       run every Fuzz target for FUZZTIME (now $(FUZZTIME))"
 	@echo "make cross      static builds for linux/arm64, arm v7 and arm v6 into $(BIN)/"
+	@echo "make deb        .deb packages for $(DEB_ARCHES) into $(DEB_DIR)/ (armhf is ARMv6: every Pi)"
 	@echo "make lint       gofmt check, go vet, and staticcheck when it is installed"
 	@echo "make clean      remove build output"
 
@@ -70,6 +75,10 @@ cross:
 	$(CROSS) GOARCH=arm GOARM=6 $(GO) build ./...
 	$(CROSS) GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags "$(CROSS_LDFLAGS)" -o $(BIN)/outpost-linux-armv6 $(MAIN)
 
+# nfpm is a tool of go.mod (`go tool nfpm`); packaging/nfpm.yaml is the recipe.
+deb:
+	GO="$(GO)" DEB_DIR="$(DEB_DIR)" LDFLAGS="$(LDFLAGS)" packaging/build-deb.sh $(DEB_ARCHES)
+
 lint: fmt-check vet
 	@if command -v staticcheck >/dev/null 2>&1; then \
 		echo "staticcheck ./..."; staticcheck ./...; \
@@ -78,4 +87,4 @@ lint: fmt-check vet
 	fi
 
 clean:
-	rm -rf $(BIN) coverage.out coverage.html cover.out
+	rm -rf $(BIN) $(DEB_DIR) coverage.out coverage.html cover.out
