@@ -2,7 +2,8 @@
 # Makes sure the real peers that Outpost's tests talk to are installed:
 # Debian's mosquitto (a cloud-broker stand-in), mosquitto_pub/mosquitto_sub
 # (LAN clients), socat (pty pairs for serial links) and openssl (test
-# certificates).
+# certificates); for the packaging tests, systemd-analyze, lintian and
+# adduser.
 #
 # Run as root with apt-get available, it installs what is missing. Otherwise
 # it prints what is missing and how to install it. The tests skip a test whose
@@ -20,6 +21,9 @@ declare -A pkg_of=(
 	[mosquitto_sub]=mosquitto-clients
 	[socat]=socat
 	[openssl]=openssl
+	[systemd-analyze]=systemd
+	[lintian]=lintian
+	[adduser]=adduser
 )
 
 missing_packages() {
@@ -42,7 +46,7 @@ stop_broker_service() {
 
 mapfile -t missing < <(missing_packages)
 if [ "${#missing[@]}" -eq 0 ]; then
-	echo "test peers: all present (mosquitto, mosquitto-clients, socat, openssl)"
+	echo "test peers: all present (mosquitto, mosquitto-clients, socat, openssl, systemd, lintian, adduser)"
 	exit 0
 fi
 
