@@ -357,13 +357,15 @@ func (g *Gateway) read(ctx context.Context, tr *transport) {
 			g.st.malformed.Add(1)
 			continue
 		}
-		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			g.warnLimited("read", "transport read failed", "transport", tr.opts.Name, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
+		}
+		// Not in a tight loop on a failing socket (or a deadline someone
+		// else set).
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -259,3 +259,21 @@ func TestClientPredefined(t *testing.T) {
 	o.publish(packet.TopicIDPredefined, 1, packet.QoS1, false, "o")
 	w.expect("global/one", "o")
 }
+
+// §6.10: refusing the REGISTER of a topic the client subscribed to by name
+// unsubscribes it.
+func TestRefusedRegisterUnsubscribes(t *testing.T) {
+	e := newEnv(t, Options{})
+	c := newSNClient(t, e.gwAddr)
+	c.connect("refuser", false, 60)
+	c.subscribe(packet.TopicIDNormal, "ref/x", 0, packet.QoS1)
+	c.connect("refuser", false, 60) // a new connection: ids are told again
+	mosqPub(t, e.tcp, "mqttv5", "-t", "ref/x", "-q", "1", "-m", "one")
+	r := expect[*packet.Register](c)
+	c.send(&packet.Regack{TopicID: r.TopicID, MsgID: r.MsgID, ReturnCode: packet.RejectedNotSupported})
+	eventually(t, 5*time.Second, "the refused message counted", func() bool { return e.g.Stats().Dropped == 1 })
+	w := watch(t, e.b, "ref/x")
+	mosqPub(t, e.tcp, "mqttv5", "-t", "ref/x", "-q", "1", "-m", "two")
+	w.expect("ref/x", "two")
+	c.expectNothing(200 * time.Millisecond)
+}
