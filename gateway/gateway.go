@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/outpost-gw/outpost/localbroker"
 	"github.com/outpost-gw/outpost/spool"
@@ -41,6 +44,7 @@ type Gateway struct {
 	store      *spool.Store        // likewise
 	spoolDir   string
 	bridges    []*uplink.Bridge
+	brokerKV   *spool.KV
 }
 
 // SetVersion records the build version reported by components ($SYS/broker/version).
@@ -113,7 +117,7 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 	}
 
 	g := newGateway(logger, comps)
-	g.broker, g.store, g.bridges, g.spoolDir = b, store, bridges, sopts.Dir
+	g.broker, g.store, g.bridges, g.spoolDir, g.brokerKV = b, store, bridges, sopts.Dir, brokerKV
 	// Last: the status file, once everything it describes runs.
 	g.components = append(g.components, &statusWriter{
 		g:        g,
@@ -121,6 +125,9 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 		interval: statusInterval,
 		log:      logger.With("component", "status"),
 	})
+	// Very last: READY=1 to systemd once everything before it is ready.
+	g.components = append(g.components, &notifier{g: g, log: logger.With("component", "systemd"),
+		period: 10 * time.Second})
 	return g, nil
 }
 
@@ -147,6 +154,16 @@ func (g *Gateway) Addrs() map[string]net.Addr {
 		return nil
 	}
 	return g.broker.Addrs()
+}
+
+// Reload answers SIGHUP. Nothing can change without a restart yet: it says
+// so, and tells systemd the (empty) reload is done.
+func (g *Gateway) Reload() {
+	if os.Getenv("NOTIFY_SOCKET") != "" {
+		_, _ = daemon.SdNotify(false, daemon.SdNotifyReloading)
+		defer daemon.SdNotify(false, daemon.SdNotifyReady)
+	}
+	g.log.Warn("reload requested (SIGHUP): configuration changes take effect on restart; nothing reloaded")
 }
 
 // Ready is closed once every component has started and is ready.

@@ -160,6 +160,20 @@ func cmdRun(args []string, stderr io.Writer) int {
 	log.Info("outpost starting", "version", version, "config", cmp.Or(*file, "embedded defaults"))
 	done := make(chan error, 1)
 	go func() { done <- gw.Run(ctx) }()
+	// SIGHUP (systemctl reload) must not end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				gw.Reload()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 
 	select {
 	case err := <-done:
