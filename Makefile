@@ -22,7 +22,7 @@ CROSS_LDFLAGS := -s -w $(LDFLAGS)
 DEB_ARCHES ?= arm64 armhf amd64
 DEB_DIR    ?= dist
 
-.PHONY: help build run test peers fmt-check vet bench bench-broker fuzz cross deb lint clean
+.PHONY: help build run test peers fmt-check vet bench bench-broker bench-spool bench-uplink soak-uplink fuzz cross deb lint clean
 
 help:
 	@echo "make build      build $(BIN)/outpost ($(VERSION))"
@@ -30,6 +30,9 @@ help:
 	@echo "make test       install missing test peers (as root), gofmt check, go vet, go test -race"
 	@echo "make bench      run the Go benchmarks"
 	@echo "make bench-broker  outpost against Debian's mosquitto side by side (scripts/bench-broker.sh)"
+	@echo "make bench-spool   durable appends, RSS, disk and restart with 1M spooled, beside mosquitto's bridge"
+	@echo "make bench-uplink  drain of a 100k backlog and kill -9 of the edge, beside mosquitto's bridge"
+	@echo "make soak-uplink   the store-and-forward tests of tests/blackbox with 100000 messages"
 	@echo "make fuzz       run every Fuzz target for FUZZTIME (now $(FUZZTIME))"
 	@echo "make cross      static builds for linux/arm64, arm v7 and arm v6 into $(BIN)/"
 	@echo "make deb        .deb packages for $(DEB_ARCHES) into $(DEB_DIR)/ (armhf is ARMv6: every Pi)"
@@ -61,6 +64,18 @@ bench:
 
 bench-broker:
 	GO=$(GO) scripts/bench-broker.sh
+
+# Store and forward: scripts/bench-storefwd.sh runs bench/storefwd against
+# the real binary and mosquitto and prints ratios (about 6 and 3 minutes).
+bench-spool:
+	GO=$(GO) scripts/bench-storefwd.sh spool
+
+bench-uplink:
+	GO=$(GO) scripts/bench-storefwd.sh uplink
+
+# The store-and-forward tests with 100000 messages instead of 5000.
+soak-uplink:
+	PATH="$$PATH:/usr/sbin:/sbin" $(GO) test -count=1 -timeout 30m -v -run 'TestStoreForward' ./tests/blackbox -args -long
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
