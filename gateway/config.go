@@ -33,6 +33,8 @@ type Config struct {
 	Spool     SpoolConfig      `toml:"spool"`
 	Broker    BrokerConfig     `toml:"broker"`
 	Listeners []ListenerConfig `toml:"listener"`
+	MQTTSN    MQTTSNConfig     `toml:"mqttsn"`
+	Serials   []SerialConfig   `toml:"serial,omitempty"`
 	Uplinks   []UplinkConfig   `toml:"uplink,omitempty"`
 }
 
@@ -133,6 +135,7 @@ func Default() *Config {
 			Address:        ":1883",
 			AllowAnonymous: true,
 		}},
+		MQTTSN: defaultMQTTSN(),
 	}
 }
 
@@ -244,6 +247,10 @@ func (c *Config) fillDefaults() {
 			l.Name = l.Type + "@" + l.Address
 		}
 	}
+	c.MQTTSN.fillDefaults()
+	for i := range c.Serials {
+		c.Serials[i].fillDefaults()
+	}
 	for i := range c.Uplinks {
 		c.Uplinks[i].fillDefaults()
 	}
@@ -281,6 +288,7 @@ func (c *Config) validate(p *problems) {
 			names[name] = i
 		}
 	}
+	c.MQTTSN.validate(p, c.Serials)
 	c.validateUplinks(p)
 }
 

@@ -205,6 +205,22 @@ func decodeValue(p *problems, v any, dst reflect.Value, key string) {
 			decodeTable(p, e, s.Index(i), indexKey(key, i))
 		}
 		dst.Set(s)
+	case reflect.Map:
+		t, ok := v.(map[string]any)
+		if !ok {
+			p.add(key, "want a table, got %s", tomlTypeName(v))
+			return
+		}
+		if dst.Type().Key().Kind() != reflect.String {
+			panic("gateway: config field " + key + " has an unsupported type " + dst.Type().String())
+		}
+		m := reflect.MakeMapWithSize(dst.Type(), len(t))
+		for _, k := range sortedTreeKeys(p.pos, t, key) {
+			e := reflect.New(dst.Type().Elem()).Elem()
+			decodeValue(p, t[k], e, joinKey(key, k))
+			m.SetMapIndex(reflect.ValueOf(k).Convert(dst.Type().Key()), e)
+		}
+		dst.Set(m)
 	default:
 		panic("gateway: config field " + key + " has an unsupported type " + dst.Type().String())
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/outpost-gw/outpost/localbroker"
+	"github.com/outpost-gw/outpost/mqttsn"
+	"github.com/outpost-gw/outpost/serialbus"
 	"github.com/outpost-gw/outpost/spool"
 	"github.com/outpost-gw/outpost/uplink"
 )
@@ -45,6 +47,7 @@ type Gateway struct {
 	spoolDir   string
 	bridges    []*uplink.Bridge
 	brokerKV   *spool.KV
+	mqttsn     *mqttsn.Gateway // nil when [mqttsn] enabled = false
 }
 
 // SetVersion records the build version reported by components ($SYS/broker/version).
@@ -69,7 +72,9 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 	// the broker loads its retained messages and persistent sessions from the
 	// spool's "broker" namespace when it starts, and stores them there until
 	// it stops, before the spool does. The uplinks follow the broker, whose
-	// clients they are (MQTT-SN transports will go between the two).
+	// clients they are. Between the two: the serial links, then the MQTT-SN
+	// gateway (a client of the broker too) that serves them and the UDP
+	// transports.
 	var comps []component
 
 	sopts := cfg.SpoolOptions()
@@ -104,6 +109,32 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 	}
 	comps = append(comps, brokerComponent{b})
 
+	var sn *mqttsn.Gateway
+	if cfg.MQTTSN.Enabled {
+		opts := cfg.MQTTSNOptions()
+		opts.Logger = logger
+		for i := range cfg.Serials {
+			s := &cfg.Serials[i]
+			lopts := s.SerialOptions()
+			lopts.Logger = logger
+			link, err := serialbus.New(lopts)
+			if err != nil {
+				return nil, fmt.Errorf("serial %s: %w", s.Name, err)
+			}
+			// A port that cannot be opened does not stop the start: the
+			// link retries by itself, and is ready as soon as it runs.
+			comps = append(comps, serialComponent{link})
+			opts.Transports = append(opts.Transports, cfg.SerialTransport(s, link))
+		}
+		if len(opts.Transports) > 0 {
+			sn, err = mqttsn.New(opts, mqttsn.Deps{Broker: b})
+			if err != nil {
+				return nil, fmt.Errorf("mqttsn: %w", err)
+			}
+			comps = append(comps, sn)
+		}
+	}
+
 	for i := range cfg.Uplinks {
 		u := cfg.Uplinks[i]
 		opts := u.UplinkOptions()
@@ -118,6 +149,7 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 
 	g := newGateway(logger, comps)
 	g.broker, g.store, g.bridges, g.spoolDir, g.brokerKV = b, store, bridges, sopts.Dir, brokerKV
+	g.mqttsn = sn
 	// Last: the status file, once everything it describes runs.
 	g.components = append(g.components, &statusWriter{
 		g:        g,
@@ -155,6 +187,21 @@ func (g *Gateway) Addrs() map[string]net.Addr {
 	}
 	return g.broker.Addrs()
 }
+
+// MQTTSNAddrs returns the local address of each MQTT-SN transport by name,
+// once Ready is closed (a UDP transport on port 0 gets a free port); nil when
+// MQTT-SN is off.
+func (g *Gateway) MQTTSNAddrs() map[string]net.Addr {
+	if g.mqttsn == nil {
+		return nil
+	}
+	return g.mqttsn.Addrs()
+}
+
+// serialComponent names a serial link in the gateway's component list.
+type serialComponent struct{ *serialbus.Link }
+
+func (s serialComponent) Name() string { return "serial/" + s.Link.Name() }
 
 // Reload answers SIGHUP. Nothing can change without a restart yet: it says
 // so, and tells systemd the (empty) reload is done.

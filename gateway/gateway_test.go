@@ -269,7 +269,7 @@ func TestRunOnce(t *testing.T) {
 }
 
 func TestGatewayRunsTheBroker(t *testing.T) {
-	cfg := Default()
+	cfg := testConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listeners[0].Address = "127.0.0.1:0"
 	var logs bytes.Buffer
@@ -296,7 +296,7 @@ func TestGatewayRunsTheBroker(t *testing.T) {
 }
 
 func TestNewRefusesABadConfig(t *testing.T) {
-	cfg := Default()
+	cfg := testConfig()
 	cfg.Broker.MaxInflight = 0
 	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "broker.max_inflight") {
 		t.Errorf("New = %v; want an error about broker.max_inflight", err)

@@ -194,7 +194,7 @@ func (m *mqttClient) expectNothing(d time.Duration) {
 // queued for the session while it was offline) are in the spool under
 // data_dir, and a second gateway on the same data_dir has them.
 func TestGatewayKeepsRetainedAndSessionsAcrossRestarts(t *testing.T) {
-	cfg := Default()
+	cfg := testConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listeners[0].Address = "127.0.0.1:0"
 	cfg.Broker.SysInterval = 0
@@ -261,7 +261,7 @@ func TestGatewayFailsWhenTheSpoolCannotOpen(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 
-	cfg := Default()
+	cfg := testConfig()
 	cfg.DataDir = file
 	cfg.Listeners[0].Address = addr
 	g, err := New(cfg, testLogger(t))

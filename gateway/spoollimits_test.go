@@ -68,7 +68,7 @@ func startCloudOn(t *testing.T, addr string) *cloud {
 // sensors/# to a cloud at cloudAddr (down for now).
 func limitsConfig(t *testing.T, cloudAddr string, edit func(*UplinkConfig)) *Config {
 	t.Helper()
-	cfg := Default()
+	cfg := testConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listeners[0].Address = "127.0.0.1:0"
 	cfg.Broker.SysInterval = 0

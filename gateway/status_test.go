@@ -63,7 +63,7 @@ func TestStatusAndInspectSpool(t *testing.T) {
 	defer func(d time.Duration) { statusInterval = d }(statusInterval)
 	statusInterval = 20 * time.Millisecond
 
-	cfg := Default()
+	cfg := testConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listeners[0].Address = "127.0.0.1:0"
 	cfg.Broker.SysInterval = 0

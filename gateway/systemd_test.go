@@ -26,7 +26,7 @@ func TestSystemdNotify(t *testing.T) {
 	t.Setenv("WATCHDOG_USEC", "300000") // ping every 100ms
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 
-	cfg := Default()
+	cfg := testConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listeners[0].Address = "127.0.0.1:0"
 	g, err := New(cfg, slog.New(slog.DiscardHandler))

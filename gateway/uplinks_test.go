@@ -130,7 +130,7 @@ func dialCloud(t *testing.T, c *cloud, id string) *mqttClient {
 // to the LAN under its local topic.
 func TestGatewayBridgesBothWays(t *testing.T) {
 	cl := startCloudBroker(t)
-	cfg := Default()
+	cfg := testConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listeners[0].Address = "127.0.0.1:0"
 	cfg.Broker.SysInterval = 0
@@ -190,7 +190,7 @@ func TestGatewayBridgesBothWays(t *testing.T) {
 // Quota exceeded (0x97) and keeps the message to send again.
 func TestGatewayRefusesWhatAnUplinkSpoolCannotTake(t *testing.T) {
 	down := "mqtt://" + freeAddr(t) // nothing listens: the messages stay in the spool
-	cfg := Default()
+	cfg := testConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listeners[0].Address = "127.0.0.1:0"
 	cfg.Broker.SysInterval = 0

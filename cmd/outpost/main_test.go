@@ -222,6 +222,8 @@ data_dir = "data"
 name = "test"
 address = "127.0.0.1:0"
 allow_anonymous = true
+[[mqttsn.udp]]
+address = "127.0.0.1:0"
 `)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
@@ -264,6 +266,26 @@ func TestRunFailsOnAnAddressInUse(t *testing.T) {
 	code, _, errOut := outpostCmd(t, "run", "-c", cfg)
 	if code != 1 || !strings.Contains(errOut, "address already in use") {
 		t.Errorf("outpost run on a busy address = %d; want 1 and the bind error in:\n%s", code, errOut)
+	}
+}
+
+// MQTT-SN on a busy UDP port stops the start, naming the transport.
+func TestRunFailsOnABusyMQTTSNPort(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	cfg := writeFile(t, "busy-sn.toml", fmt.Sprintf(`data_dir = "data"
+[[listener]]
+address = "127.0.0.1:0"
+[[mqttsn.udp]]
+name = "sensors"
+address = %q
+`, pc.LocalAddr().String()))
+	code, _, errOut := outpostCmd(t, "run", "-c", cfg)
+	if code != 1 || !strings.Contains(errOut, "address already in use") || !strings.Contains(errOut, `transport \"sensors\"`) {
+		t.Errorf("outpost run on a busy MQTT-SN port = %d; want 1 and the bind error of \"sensors\" in:\n%s", code, errOut)
 	}
 }
 

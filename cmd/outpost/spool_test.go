@@ -132,6 +132,8 @@ data_dir = "data"
 name = "lan"
 address = "127.0.0.1:%d"
 allow_anonymous = true
+[[mqttsn.udp]]
+address = "127.0.0.1:0"
 
 # Unreachable: what it exports waits in the spool.
 [[uplink]]

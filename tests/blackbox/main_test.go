@@ -132,6 +132,10 @@ name = "blackbox"
 type = "tcp"
 address = %q
 allow_anonymous = true
+
+# MQTT-SN on a free port, not the default :1885 another outpost may hold.
+[[mqttsn.udp]]
+address = "127.0.0.1:0"
 `, filepath.Join(dir, "data"), addr) + extra
 	file := filepath.Join(dir, "outpost.toml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
