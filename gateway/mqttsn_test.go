@@ -188,3 +188,22 @@ func readRaw(t *testing.T, r io.Reader) []byte {
 	}
 	return b
 }
+
+// udp = [] without [[serial]] leaves MQTT-SN nothing to serve: no gateway
+// (mqttsn's own default would be a transport on :1885).
+func TestGatewayWithoutMQTTSNTransports(t *testing.T) {
+	c, err := Load(writeConfig(t, "data_dir = \"d\"\n[[listener]]\naddress = \"127.0.0.1:0\"\n[mqttsn]\nudp = []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, stop := startGateway(t, c)
+	if a := g.MQTTSNAddrs(); a != nil {
+		t.Errorf("MQTTSNAddrs() = %v; want nil", a)
+	}
+	for _, comp := range g.components {
+		if comp.Name() == "mqttsn" {
+			t.Error("an MQTT-SN gateway runs without transports")
+		}
+	}
+	stop()
+}

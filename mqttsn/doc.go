@@ -88,14 +88,13 @@
 //
 // # Wiring (for gateway)
 //
-// The gateway's config would map, per [[mqttsn.transport]] table: name,
-// listen address (Transport.Addr) or a serial link by name (Transport.Conn =
-// the serialbus.Link, whose MTU and broadcast address are used), mtu,
-// client_id_prefix, allow_qos_minus1, broadcast; and in [mqttsn]:
-// gateway_id, keep_alive_grace, retry_interval (Tretry), retries (Nretry),
-// max_clients, max_topics_per_client, max_buffered, session_expiry,
-// advertise_interval, [mqttsn.predefined] (id = "topic") and
-// [mqttsn.client.<ClientId>.predefined]. Deps.Broker is the
-// *localbroker.Broker. The gateway starts after the broker (and after the
-// serial links) and stops before it.
+// The gateway's config maps [mqttsn] to Options: gateway_id, keep_alive_grace,
+// retry_interval (Tretry), retries (Nretry), max_clients,
+// max_topics_per_client, max_buffered, session_expiry, advertise_interval,
+// [mqttsn.predefined] (id = "topic") and [mqttsn.client_predefined.<ClientId>];
+// client_id_prefix goes to every Transport. Each [[mqttsn.udp]] is a
+// Transport with Addr, MTU, AllowQoSMinus1 and Broadcast; each [[serial]] is
+// a serialbus.Link given as Transport.Conn (whose MTU and broadcast address
+// are used). Deps.Broker is the *localbroker.Broker. The gateway starts after
+// the broker and the serial links, and stops before them.
 package mqttsn
