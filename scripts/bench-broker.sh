@@ -136,6 +136,9 @@ start_broker() {
 			type = "tcp"
 			address = "127.0.0.1:$PORT"
 			allow_anonymous = true
+			# The broker alone, as mosquitto: no MQTT-SN transport.
+			[mqttsn]
+			enabled = false
 		EOF
 		"$TMP/outpost" run -c "$TMP/outpost.toml" >>"$TMP/outpost.log" 2>&1 &
 		;;
