@@ -124,12 +124,17 @@ func (p *proc) stop(sig syscall.Signal) time.Duration {
 	return time.Since(start)
 }
 
-// memory returns the process's resident set now and at its peak (VmRSS and
-// VmHWM of /proc/PID/status), in bytes.
-func memory(pid int) (rss, peak int64) {
+// mem is a process's memory from /proc/PID/status, in bytes.
+type mem struct {
+	rss, peak  int64 // VmRSS, VmHWM
+	anon, file int64 // RssAnon (heap, stacks), RssFile (mapped files: badger's tables and logs)
+}
+
+func memory(pid int) mem {
+	var m mem
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0
+		return m
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		f := strings.Fields(line)
@@ -139,12 +144,16 @@ func memory(pid int) (rss, peak int64) {
 		kb, _ := strconv.ParseInt(f[1], 10, 64)
 		switch f[0] {
 		case "VmRSS:":
-			rss = kb << 10
+			m.rss = kb << 10
 		case "VmHWM:":
-			peak = kb << 10
+			m.peak = kb << 10
+		case "RssAnon:":
+			m.anon = kb << 10
+		case "RssFile:":
+			m.file = kb << 10
 		}
 	}
-	return rss, peak
+	return m
 }
 
 // diskUsage returns the bytes the files under dir take on disk (their
