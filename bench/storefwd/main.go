@@ -325,7 +325,11 @@ func benchSpool(c *config) error {
 	fmt.Printf("\n%d messages queued (%d publishers; outpost sync=always; mosquitto bridge with persistence)\n\n", M, P)
 	fmt.Printf("%-44s %14s %14s %8s\n", "", "outpost", "mosquitto", "ratio")
 	line := func(name string, a, b float64, format string) {
-		fmt.Printf("%-44s %14s %14s %8.2f\n", name, fmt.Sprintf(format, a), fmt.Sprintf(format, b), ratio(a, b))
+		r := "-" // nothing to compare with
+		if strings.Trim(fmt.Sprintf(format, b), "0.") != "" {
+			r = fmt.Sprintf("%.2f", ratio(a, b))
+		}
+		fmt.Printf("%-44s %14s %14s %8s\n", name, fmt.Sprintf(format, a), fmt.Sprintf(format, b), r)
 	}
 	line("fill rate (msg/s)", o.fillRate, m.fillRate, "%.0f")
 	line("resident set after the fill (MiB)", mib(o.mem.rss), mib(m.mem.rss), "%.1f")
