@@ -58,6 +58,9 @@ var importRules = []importRule{
 	// bench/... holds the tools of the bench scripts (the mqttload load
 	// generator), which encode and decode with the broker's packet codec.
 	{dir: "bench", internal: []string{"localbroker/packet"}},
+	// internal/ptytest opens pty pairs for the serial-link tests of
+	// serialbus and gateway; standard library only.
+	{dir: "internal/ptytest", closed: true},
 }
 
 // listedPackage is the part of `go list -json` output that the rules need.
