@@ -784,7 +784,6 @@ func (b *Broker) addSubscription(s *session, filter string, opts packet.Subscrip
 	opts.Filter = filter
 	sub := &subscription{filter: filter, inner: inner, group: group, opts: opts, id: id}
 	s.mu.Lock()
-	old := s.subs[filter]
 	s.subs[filter] = sub
 	s.mu.Unlock()
 	if group == "" {
@@ -812,7 +811,6 @@ func (b *Broker) addSubscription(s *session, filter string, opts packet.Subscrip
 		g.members = append(g.members, &sharedMember{s: s, sub: sub})
 	}
 	g.mu.Unlock()
-	_ = old
 	return sub
 }
 

@@ -358,13 +358,6 @@ func (s *session) resend() {
 	s.pump()
 }
 
-// subscriptionIDs is a helper for tests and $SYS: number of subscriptions.
-func (s *session) subCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.subs)
-}
-
 func publishSize(m *Message, qos byte, subIDs []uint32, v packet.Version) int {
 	p := packet.Publish{QoS: qos, Topic: m.Topic, Payload: m.Payload, PacketID: 1, Properties: m.Props}
 	if len(subIDs) > 0 {
