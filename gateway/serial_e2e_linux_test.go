@@ -1,0 +1,322 @@
+//go:build linux
+
+package gateway
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/outpost-gw/outpost/mqttsn/packet"
+	"github.com/outpost-gw/outpost/serialbus"
+)
+
+// fakeRadio plays the radio on a pty master: an XBee coordinator (framing
+// "xbee", API mode 2) or a bridge board. One goroutine reads the master,
+// answers the Link's start-up queries (AT AP/AO/NP/SH/SL, STATUS_REQUEST)
+// and hands the MQTT-SN datagrams the gateway sends (0x10 Transmit Requests,
+// TX_DATA) to the node they are addressed to. It never fails the test
+// itself: what goes wrong arrives on errs, which a node's read reports.
+type fakeRadio struct {
+	t      *testing.T
+	m      *os.File
+	bridge bool
+	mu     sync.Mutex // one write on the master at a time
+	nodes  map[string]chan []byte
+	errs   chan error
+	done   chan struct{}
+}
+
+func newFakeRadio(t *testing.T, m *os.File, bridge bool, nodes ...string) *fakeRadio {
+	t.Helper()
+	r := &fakeRadio{t: t, m: m, bridge: bridge, nodes: map[string]chan []byte{}, errs: make(chan error, 16), done: make(chan struct{})}
+	for _, n := range nodes {
+		r.nodes[n] = make(chan []byte, 64)
+	}
+	go r.run(m)
+	// Runs before ptytest's cleanup: the reader ends when the master closes.
+	t.Cleanup(func() { m.Close(); <-r.done })
+	return r
+}
+
+func (r *fakeRadio) report(err error) {
+	select {
+	case r.errs <- err:
+	default:
+	}
+}
+
+func (r *fakeRadio) write(b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.m.Write(b); err != nil {
+		r.report(fmt.Errorf("radio write: %w", err))
+	}
+}
+
+func (r *fakeRadio) run(m *os.File) {
+	defer close(r.done)
+	var dec interface {
+		Next([]byte) ([]byte, int, error)
+	}
+	if r.bridge {
+		dec = &serialbus.BridgeDecoder{}
+	} else {
+		dec = &serialbus.XBeeDecoder{Escaped: true}
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, err := m.Read(buf)
+		if err != nil {
+			if !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) {
+				r.report(fmt.Errorf("radio read: %w", err))
+			}
+			return
+		}
+		p := buf[:n]
+		for len(p) > 0 {
+			frame, used, err := dec.Next(p)
+			p = p[used:]
+			if err != nil {
+				r.report(fmt.Errorf("radio decode: %w", err))
+				continue
+			}
+			if frame != nil {
+				r.handle(frame)
+			}
+			if used == 0 {
+				break
+			}
+		}
+	}
+}
+
+func (r *fakeRadio) handle(frame []byte) {
+	var key string
+	var data []byte
+	if r.bridge {
+		f, err := serialbus.DecodeBridge(frame)
+		if err != nil {
+			r.report(fmt.Errorf("bridge frame % x: %w", frame, err))
+			return
+		}
+		switch f.Type {
+		case serialbus.BridgeStatusRequest:
+			b, _ := serialbus.AppendBridge(nil, &serialbus.BridgeFrame{Type: serialbus.BridgeStatus, Info: serialbus.BridgeInfo{
+				Version: 1, MaxDatagram: 200, FrequencyHz: 868100000, BandwidthHz: 125000, SpreadingFactor: 7, CodingRate: 5, TxPowerDBm: 14, Firmware: "fake"}})
+			r.write(b)
+			return
+		case serialbus.BridgeTxData:
+			key, data = hex.EncodeToString(f.Node), append([]byte(nil), f.Data...)
+			if f.FrameID != 0 {
+				b, _ := serialbus.AppendBridge(nil, &serialbus.BridgeFrame{Type: serialbus.BridgeTxStatus, FrameID: f.FrameID})
+				r.write(b)
+			}
+		default:
+			r.report(fmt.Errorf("bridge board got a %v frame", f.Type))
+			return
+		}
+	} else {
+		f, err := serialbus.DecodeXBee(frame)
+		if err != nil {
+			r.report(fmt.Errorf("XBee frame % x: %w", frame, err))
+			return
+		}
+		switch f.Type {
+		case serialbus.XBeeATCommand:
+			values := map[string][]byte{"AP": {2}, "AO": {0}, "NP": {0, 84}, "SH": {0x00, 0x13, 0xa2, 0x00}, "SL": {0x40, 0x52, 0x2b, 0xaa}}
+			v, ok := values[string(f.Command[:])]
+			if !ok {
+				r.report(fmt.Errorf("unexpected AT query %s", f.Command[:]))
+				return
+			}
+			b, _ := serialbus.AppendXBee(nil, &serialbus.XBeeFrame{Type: serialbus.XBeeATResponse, FrameID: f.FrameID, Command: f.Command, Data: v}, true)
+			r.write(b)
+			return
+		case serialbus.XBeeTransmitRequest:
+			key, data = fmt.Sprintf("%016x", f.Addr64), append([]byte(nil), f.Data...)
+		default:
+			r.report(fmt.Errorf("XBee got a %v frame", f.Type))
+			return
+		}
+	}
+	ch, ok := r.nodes[key]
+	if !ok {
+		r.report(fmt.Errorf("datagram for unknown node %s", key))
+		return
+	}
+	select {
+	case ch <- data:
+	default:
+		r.report(fmt.Errorf("node %s does not read its datagrams", key))
+	}
+}
+
+// radioNode is one MQTT-SN client behind the fake radio.
+type radioNode struct {
+	r   *fakeRadio
+	key string
+}
+
+func (r *fakeRadio) node(key string) *radioNode { return &radioNode{r: r, key: key} }
+
+// send carries one MQTT-SN datagram from the node to the gateway: a 0x90
+// Receive Packet from the node's 64-bit address, or an RX_DATA with its
+// node id.
+func (n *radioNode) send(b []byte) {
+	n.r.t.Helper()
+	var wire []byte
+	var err error
+	if n.r.bridge {
+		id, _ := hex.DecodeString(n.key)
+		wire, err = serialbus.AppendBridge(nil, &serialbus.BridgeFrame{Type: serialbus.BridgeRxData, RSSI: -80, SNR: 20, Node: id, Data: b})
+	} else {
+		var a uint64
+		fmt.Sscanf(n.key, "%x", &a)
+		wire, err = serialbus.AppendXBee(nil, &serialbus.XBeeFrame{Type: serialbus.XBeeReceivePacket, Addr64: a, Addr16: 0xfffe, Options: 0x01, Data: b}, true)
+	}
+	if err != nil {
+		n.r.t.Fatalf("encode for node %s: %v", n.key, err)
+	}
+	n.r.write(wire)
+}
+
+// read returns the next datagram the gateway sent to the node.
+func (n *radioNode) read() []byte {
+	n.r.t.Helper()
+	select {
+	case b := <-n.r.nodes[n.key]:
+		return b
+	case err := <-n.r.errs:
+		n.r.t.Fatal(err)
+	case <-time.After(10 * time.Second):
+		n.r.t.Fatalf("node %s: nothing from the gateway within 10s", n.key)
+	}
+	return nil
+}
+
+// expect reads datagrams until one of type want arrives.
+func (n *radioNode) expect(want packet.MsgType) packet.Message {
+	n.r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b := n.read()
+		m, err := packet.Decode(b)
+		if err != nil {
+			n.r.t.Fatalf("node %s: decode % x: %v", n.key, b, err)
+		}
+		if m.Type() == want {
+			return m
+		}
+	}
+	n.r.t.Fatalf("node %s: no %v within 10s", n.key, want)
+	return nil
+}
+
+// exercise connects the node as clientID, publishes at QoS 0, 1 and 2 to
+// the pre-defined topic id 5 (sensors/temp), checks that sub gets the three
+// messages at their QoS, then subscribes to cmd/<clientID>/# and checks that
+// an MQTT publish reaches the node: REGISTER of the name, then PUBLISH.
+func (n *radioNode) exercise(t *testing.T, sub *mqttClient, clientID string) {
+	t.Helper()
+	ack := snExchange(t, n.send, n.read, &packet.Connect{CleanSession: true, KeepAlive: 60, ClientID: []byte(clientID)}, packet.TypeConnack).(*packet.Connack)
+	if ack.ReturnCode != packet.Accepted {
+		t.Fatalf("%s: CONNACK %v", clientID, ack.ReturnCode)
+	}
+	n.send(packet.Append(nil, &packet.Publish{QoS: packet.QoS0, TopicIDType: packet.TopicIDPredefined, TopicID: 5, Data: []byte(clientID + "-q0")}))
+	pa := snExchange(t, n.send, n.read, &packet.Publish{QoS: packet.QoS1, TopicIDType: packet.TopicIDPredefined, TopicID: 5, MsgID: 11, Data: []byte(clientID + "-q1")}, packet.TypePuback).(*packet.Puback)
+	if pa.ReturnCode != packet.Accepted || pa.MsgID != 11 {
+		t.Fatalf("%s: PUBACK %+v", clientID, pa)
+	}
+	rec := snExchange(t, n.send, n.read, &packet.Publish{QoS: packet.QoS2, TopicIDType: packet.TopicIDPredefined, TopicID: 5, MsgID: 12, Data: []byte(clientID + "-q2")}, packet.TypePubrec).(*packet.Pubrec)
+	if rec.MsgID != 12 {
+		t.Fatalf("%s: PUBREC %+v", clientID, rec)
+	}
+	if c := snExchange(t, n.send, n.read, &packet.Pubrel{MsgID: 12}, packet.TypePubcomp).(*packet.Pubcomp); c.MsgID != 12 {
+		t.Fatalf("%s: PUBCOMP %+v", clientID, c)
+	}
+	want := map[string]byte{clientID + "-q0": 0, clientID + "-q1": 1, clientID + "-q2": 2}
+	for len(want) > 0 {
+		var p *paho.Publish
+		select {
+		case p = <-sub.recv:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the subscriber is still missing %v", clientID, want)
+		}
+		q, ok := want[string(p.Payload)]
+		if !ok || p.Topic != "sensors/temp" || p.QoS != q {
+			t.Fatalf("%s: subscriber got %s=%s at QoS %d; want one of %v on sensors/temp", clientID, p.Topic, p.Payload, p.QoS, want)
+		}
+		delete(want, string(p.Payload))
+	}
+
+	filter := "cmd/" + clientID + "/#"
+	sa := snExchange(t, n.send, n.read, &packet.Subscribe{QoS: packet.QoS1, TopicIDType: packet.TopicIDNormal, MsgID: 13, TopicName: []byte(filter)}, packet.TypeSuback).(*packet.Suback)
+	if sa.ReturnCode != packet.Accepted || sa.MsgID != 13 {
+		t.Fatalf("%s: SUBACK %+v", clientID, sa)
+	}
+	topic := "cmd/" + clientID + "/led"
+	sub.publish(topic, "on-"+clientID, false)
+	reg := n.expect(packet.TypeRegister).(*packet.Register)
+	if string(reg.TopicName) != topic || reg.TopicID == 0 {
+		t.Fatalf("%s: REGISTER %+v; want %s", clientID, reg, topic)
+	}
+	n.send(packet.Append(nil, &packet.Regack{TopicID: reg.TopicID, MsgID: reg.MsgID, ReturnCode: packet.Accepted}))
+	pub := n.expect(packet.TypePublish).(*packet.Publish)
+	if pub.TopicID != reg.TopicID || pub.TopicIDType != packet.TopicIDNormal || pub.QoS != packet.QoS1 || string(pub.Data) != "on-"+clientID {
+		t.Fatalf("%s: PUBLISH %+v; want on-%s at QoS 1 on topic id %d", clientID, pub, clientID, reg.TopicID)
+	}
+	n.send(packet.Append(nil, &packet.Puback{TopicID: pub.TopicID, MsgID: pub.MsgID, ReturnCode: packet.Accepted}))
+}
+
+// serialE2EConfig is a gateway with the pre-defined topic id 5 and the
+// given [[serial]] links.
+func serialE2EConfig(t *testing.T, serials ...SerialConfig) *Config {
+	t.Helper()
+	cfg := testConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Listeners[0].Address = "127.0.0.1:0"
+	cfg.Broker.SysInterval = 0
+	cfg.MQTTSN.Predefined = map[string]string{"5": "sensors/temp"}
+	cfg.Serials = serials
+	cfg.fillDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func serialLink(name, dev, framing string) SerialConfig {
+	s := DefaultSerial()
+	s.Name, s.Device, s.Framing = name, dev, framing
+	return s
+}
+
+// A real gateway with an XBee coordinator (API mode 2) and a LoRa bridge
+// board, each on a pty and each with two nodes: every node connects,
+// publishes at QoS 0, 1 and 2 to a pre-defined topic id that an MQTT
+// subscriber gets, and gets an MQTT publish to a name it subscribed to.
+func TestGatewaySerialRadiosEndToEnd(t *testing.T) {
+	xm, xdev := openPty(t)
+	bm, bdev := openPty(t)
+	cfg := serialE2EConfig(t, serialLink("xbee", xdev, "xbee"), serialLink("lora", bdev, "bridge"))
+	xbee := newFakeRadio(t, xm, false, "0013a20040a00001", "0013a20040a00002")
+	board := newFakeRadio(t, bm, true, "0102", "26011bd4")
+	g, stop := startGateway(t, cfg)
+	defer stop()
+	sub := dialMQTT(t, g.Addrs()["default"], "lan", true, 0)
+	defer sub.close()
+	sub.subscribe("sensors/#", 2)
+
+	xbee.node("0013a20040a00001").exercise(t, sub, "xb1")
+	xbee.node("0013a20040a00002").exercise(t, sub, "xb2")
+	board.node("0102").exercise(t, sub, "lora1")
+	board.node("26011bd4").exercise(t, sub, "lora2")
+}
