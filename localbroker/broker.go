@@ -4,6 +4,7 @@
 package localbroker
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -190,54 +191,26 @@ func New(opts Options, deps Deps) (*Broker, error) {
 }
 
 func (o *Options) setDefaults() error {
-	if o.MaxConnections == 0 {
-		o.MaxConnections = 10000
-	}
-	if o.MaxPacketSize == 0 {
-		o.MaxPacketSize = 1 << 20
-	}
+	o.MaxConnections = cmp.Or(o.MaxConnections, 10000)
+	o.MaxPacketSize = cmp.Or(o.MaxPacketSize, 1<<20)
 	if o.MaxPacketSize < 64 || o.MaxPacketSize > packet.MaxRemainingLength+5 {
 		return fmt.Errorf("localbroker: max packet size %d out of range", o.MaxPacketSize)
 	}
-	if o.ConnectTimeout == 0 {
-		o.ConnectTimeout = 10 * time.Second
-	}
-	if o.ReceiveMaximum == 0 {
-		o.ReceiveMaximum = 64
-	}
-	if o.MaxInflight == 0 {
-		o.MaxInflight = 64
-	}
-	if o.MaxQueuedMessages == 0 {
-		o.MaxQueuedMessages = 1000
-	}
-	if o.MaxQueuedBytes == 0 {
-		o.MaxQueuedBytes = 16 << 20
-	}
-	if o.MaxOutboundBytes == 0 {
-		o.MaxOutboundBytes = 4 << 20
-	}
-	if o.WriteTimeout == 0 {
-		o.WriteTimeout = 30 * time.Second
-	}
+	o.ConnectTimeout = cmp.Or(o.ConnectTimeout, 10*time.Second)
+	o.ReceiveMaximum = cmp.Or(o.ReceiveMaximum, 64)
+	o.MaxInflight = cmp.Or(o.MaxInflight, 64)
+	o.MaxQueuedMessages = cmp.Or(o.MaxQueuedMessages, 1000)
+	o.MaxQueuedBytes = cmp.Or(o.MaxQueuedBytes, 16<<20)
+	o.MaxOutboundBytes = cmp.Or(o.MaxOutboundBytes, 4<<20)
+	o.WriteTimeout = cmp.Or(o.WriteTimeout, 30*time.Second)
 	if o.MaxTopicLength == 0 || o.MaxTopicLength > 65535 {
 		o.MaxTopicLength = 65535
 	}
-	if o.MaxTopicLevels == 0 {
-		o.MaxTopicLevels = 128
-	}
-	if o.MaxKeepAlive == 0 {
-		o.MaxKeepAlive = 65535
-	}
-	if o.TopicAliasMaximum == 0 {
-		o.TopicAliasMaximum = 64
-	}
-	if o.SysInterval == 0 {
-		o.SysInterval = 10 * time.Second
-	}
-	if o.MaxRetainedMessages == 0 {
-		o.MaxRetainedMessages = 100000
-	}
+	o.MaxTopicLevels = cmp.Or(o.MaxTopicLevels, 128)
+	o.MaxKeepAlive = cmp.Or(o.MaxKeepAlive, 65535)
+	o.TopicAliasMaximum = cmp.Or(o.TopicAliasMaximum, 64)
+	o.SysInterval = cmp.Or(o.SysInterval, 10*time.Second)
+	o.MaxRetainedMessages = cmp.Or(o.MaxRetainedMessages, 100000)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
