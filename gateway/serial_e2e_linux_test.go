@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -319,4 +320,83 @@ func TestGatewaySerialRadiosEndToEnd(t *testing.T) {
 	xbee.node("0013a20040a00002").exercise(t, sub, "xb2")
 	board.node("0102").exercise(t, sub, "lora1")
 	board.node("26011bd4").exercise(t, sub, "lora2")
+}
+
+// repointDevice makes the symlink dev point to target, atomically, as udev
+// does when an adapter comes back as a new tty.
+func repointDevice(t *testing.T, dev, target string) {
+	t.Helper()
+	tmp := dev + ".new"
+	os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, dev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The bridge board is unplugged in the middle of traffic (a downlink
+// PUBLISH waiting for its PUBACK, half an RX_DATA on the line): MQTT-SN over
+// UDP and a LAN MQTT client keep working, and once the device's name points
+// to a new tty the serial node connects, publishes and gets publishes again.
+func TestGatewaySerialUnplug(t *testing.T) {
+	dev := t.TempDir() + "/usb-Outpost_Bridge_0001-if00"
+	m1, path1 := openPty(t)
+	repointDevice(t, dev, path1)
+	cfg := serialE2EConfig(t, serialLink("lora", dev, "bridge"))
+	board1 := newFakeRadio(t, m1, true, "0102")
+	g, stop := startGateway(t, cfg)
+	defer stop()
+	sub := dialMQTT(t, g.Addrs()["default"], "lan", true, 0)
+	defer sub.close()
+	sub.subscribe("sensors/#", 2)
+	board1.node("0102").exercise(t, sub, "lora1")
+
+	// Mid-traffic: a downlink the node will never acknowledge, and the
+	// first half of an uplink frame, then the port vanishes.
+	sub.publish("cmd/lora1/led", "off", false)
+	if p := board1.node("0102").expect(packet.TypePublish).(*packet.Publish); string(p.Data) != "off" {
+		t.Fatalf("downlink before the unplug: %+v", p)
+	}
+	half, _ := serialbus.AppendBridge(nil, &serialbus.BridgeFrame{Type: serialbus.BridgeRxData, Node: []byte{1, 2},
+		Data: packet.Append(nil, &packet.Publish{QoS: packet.QoS1, TopicIDType: packet.TopicIDPredefined, TopicID: 5, MsgID: 30, Data: []byte("cut")})})
+	board1.write(half[:len(half)/2])
+	m1.Close()
+
+	// UDP MQTT-SN still works.
+	addr := g.MQTTSNAddrs()["default"]
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	buf := make([]byte, 2048)
+	udpSend := func(b []byte) {
+		if _, err := conn.WriteTo(b, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	udpRead := func() []byte {
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("read from the gateway: %v", err)
+		}
+		return buf[:n]
+	}
+	snConnectAndPublish(t, udpSend, udpRead, "udp1", 5, "from-udp")
+	sub.expect("sensors/temp=from-udp")
+	// So does a LAN MQTT client.
+	sub.publish("sensors/lan", "from-lan", false)
+	sub.expect("sensors/lan=from-lan")
+
+	// The board comes back under the same name, as a new tty.
+	m2, path2 := openPty(t)
+	board2 := newFakeRadio(t, m2, true, "0102")
+	repointDevice(t, dev, path2)
+	board2.node("0102").exercise(t, sub, "lora1")
+	// The half frame and anything sent while the port was away reached no
+	// subscriber.
+	sub.expectNothing(200 * time.Millisecond)
 }
