@@ -172,6 +172,7 @@ func BenchmarkBridgeDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	reportFrames(b)
 }
 
 func BenchmarkXBeeDecode(b *testing.B) {
@@ -186,6 +187,7 @@ func BenchmarkXBeeDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	reportFrames(b)
 }
 
 // BRIDGE-PROTOCOL.md §2.1: the CRC over content and CRC is zero.
