@@ -52,6 +52,9 @@ var importRules = []importRule{
 	{dir: "localbroker", internal: []string{"spool"}, external: []string{"github.com/coder/websocket"}},
 	{dir: "localbroker/packet", closed: true},
 	{dir: "mqttsn", internal: []string{"localbroker"}},
+	// mqttsn/client is the MQTT-SN client of `outpost sn pub|sub`: the codec
+	// and the standard library, nothing of the gateway side.
+	{dir: "mqttsn/client", internal: []string{"mqttsn/packet"}},
 	{dir: "serialbus", external: []string{"go.bug.st/serial"}, closed: true},
 	{dir: "spool", external: []string{"github.com/dgraph-io/badger"}},
 	{dir: "uplink", internal: []string{"localbroker", "spool"}, external: []string{"github.com/eclipse/paho.golang"}},

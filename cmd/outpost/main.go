@@ -4,6 +4,7 @@
 //	outpost check -c FILE    validate a config file, print the effective config
 //	outpost spool [-c FILE]  show the spool's queues (also -data DIR)
 //	outpost version          print version, commit and Go version
+//	outpost sn pub|sub       MQTT-SN client for testing devices and links
 //
 // Exit status: 0 on success, 1 on a failure while running, 2 on a usage or
 // config error.
@@ -72,6 +73,8 @@ func outpost(args []string, stdout, stderr io.Writer) int {
 		return cmdSpool(rest, stdout, stderr)
 	case "version":
 		return cmdVersion(rest, stdout, stderr)
+	case "sn":
+		return cmdSN(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
