@@ -144,6 +144,7 @@ allow_anonymous = true
 predefined = { 7 = "pre/seven" }
 [[mqttsn.udp]]
 address = %q
+allow_qos_minus1 = true
 `, t.TempDir(), mqttAddr, snAddr))
 	run, lines := startRun(t, cfg)
 	defer func() {
@@ -201,6 +202,40 @@ address = %q
 				}
 			})
 		}
+	})
+
+	t.Run("QoS -1 and short names", func(t *testing.T) {
+		mq := start(t, "mosquitto_sub", "-h", host, "-p", port, "-t", "pre/seven", "-t", "ab", "-v")
+		waitSubscribed(t, mqttAddr, "pre/seven", mq)
+		waitSubscribed(t, mqttAddr, "ab", mq)
+		for _, args := range [][]string{{"-p", "7", "-q", "-1", "-m", "minus one"}, {"-s", "ab", "-q", "-1", "-m", "short"}, {"-s", "ab", "-q", "1", "-m", "short q1"}} {
+			if code, out, errOut := outpostCmd(t, append([]string{"sn", "pub", "-gw", snAddr}, args...)...); code != 0 {
+				t.Fatalf("sn pub %v = %d\n%s%s", args, code, out, errOut)
+			}
+		}
+		mq.waitLine(t, "pre/seven minus one\n")
+		mq.waitLine(t, "ab short\n")
+		mq.waitLine(t, "ab short q1\n")
+	})
+
+	t.Run("sleeping sub gets buffered messages", func(t *testing.T) {
+		sub := start(t, binary, "sn", "sub", "-gw", snAddr, "-id", "sleepy", "-t", "nap/t", "-q", "1", "-sleep", "1s", "-n", "1", "-W", "20s")
+		// The sleeping client's subscription is on before the first wake;
+		// a probe over MQTT shows when it is, and is the one message.
+		waitSubscribed(t, mqttAddr, "nap/t", sub)
+		if code := sub.wait(t, 20*time.Second); code != 0 {
+			t.Errorf("sleeping sn sub -n 1 = %d; want 0; stderr:\n%s", code, sub.stderr.String())
+		}
+	})
+
+	t.Run("will", func(t *testing.T) {
+		mq := start(t, "mosquitto_sub", "-h", host, "-p", port, "-t", "wills/#", "-v")
+		waitSubscribed(t, mqttAddr, "wills/probe", mq)
+		sub := start(t, binary, "sn", "sub", "-gw", snAddr, "-id", "willing", "-t", "w/t", "-k", "2s", "-will-topic", "wills/willing", "-will-msg", "gone", "-W", "60s")
+		waitSubscribed(t, mqttAddr, "w/t", sub)
+		sub.cmd.Process.Kill() // no DISCONNECT: the gateway publishes the will after the keep alive
+		sub.cmd.Wait()
+		mq.waitLine(t, "wills/willing gone\n")
 	})
 
 	t.Run("sub timeout exits 1", func(t *testing.T) {
