@@ -48,6 +48,7 @@ type Gateway struct {
 	bridges    []*uplink.Bridge
 	brokerKV   *spool.KV
 	mqttsn     *mqttsn.Gateway // nil when [mqttsn] enabled = false
+	links      []*serialbus.Link
 }
 
 // SetVersion records the build version reported by components ($SYS/broker/version).
@@ -110,6 +111,7 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 	comps = append(comps, brokerComponent{b})
 
 	var sn *mqttsn.Gateway
+	var links []*serialbus.Link
 	if cfg.MQTTSN.Enabled {
 		opts := cfg.MQTTSNOptions()
 		opts.Logger = logger
@@ -124,6 +126,7 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 			// A port that cannot be opened does not stop the start: the
 			// link retries by itself, and is ready as soon as it runs.
 			comps = append(comps, serialComponent{link})
+			links = append(links, link)
 			opts.Transports = append(opts.Transports, cfg.SerialTransport(s, link))
 		}
 		if len(opts.Transports) > 0 {
@@ -149,7 +152,7 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 
 	g := newGateway(logger, comps)
 	g.broker, g.store, g.bridges, g.spoolDir, g.brokerKV = b, store, bridges, sopts.Dir, brokerKV
-	g.mqttsn = sn
+	g.mqttsn, g.links = sn, links
 	// Last: the status file, once everything it describes runs.
 	g.components = append(g.components, &statusWriter{
 		g:        g,

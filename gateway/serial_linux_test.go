@@ -50,6 +50,14 @@ func TestGatewayServesMQTTSNOverSerial(t *testing.T) {
 	if p := sub.expect("sensors/uart1/level=77")[0]; p.QoS != 1 {
 		t.Errorf("delivered at QoS %d; want 1", p.QoS)
 	}
+	// The link and the MQTT-SN gateway are visible in the status snapshot.
+	st := g.Status()
+	if len(st.Serial) != 1 || st.Serial[0].FramesIn < 2 || st.Serial[0].FramesOut < 2 || st.Serial[0].Device != dev {
+		t.Errorf("status serial = %+v; want one link on %s with frames both ways", st.Serial, dev)
+	}
+	if st.MQTTSN == nil || st.MQTTSN.Clients != 1 || st.MQTTSN.PublishIn != 1 {
+		t.Errorf("status mqttsn = %+v; want one client that published once", st.MQTTSN)
+	}
 	sub.close()
 	stop()
 }

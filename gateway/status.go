@@ -14,6 +14,8 @@ import (
 
 	"github.com/outpost-gw/outpost/localbroker"
 	"github.com/outpost-gw/outpost/localbroker/packet"
+	"github.com/outpost-gw/outpost/mqttsn"
+	"github.com/outpost-gw/outpost/serialbus"
 	"github.com/outpost-gw/outpost/spool"
 	"github.com/outpost-gw/outpost/uplink"
 )
@@ -28,6 +30,15 @@ type Status struct {
 	Broker  localbroker.Stats
 	Spool   SpoolStatus
 	Uplinks []UplinkStatus // in the order of the config
+	MQTTSN  *mqttsn.Stats  `json:",omitempty"` // nil when MQTT-SN is off
+	Serial  []SerialStatus `json:",omitempty"` // in the order of the config
+}
+
+// SerialStatus is the state of one serial link: up or down, device,
+// counters, and the last RSSI/SNR per radio node where the framing has them.
+type SerialStatus struct {
+	Name string
+	serialbus.Stats
 }
 
 // UplinkStatus is the state of one uplink.
@@ -106,6 +117,13 @@ func (g *Gateway) Status() Status {
 			}
 			st.Spool.Queues = append(st.Spool.Queues, newQueueStatus(name, qs))
 		}
+	}
+	if g.mqttsn != nil {
+		sn := g.mqttsn.Stats()
+		st.MQTTSN = &sn
+	}
+	for _, l := range g.links {
+		st.Serial = append(st.Serial, SerialStatus{Name: l.Name(), Stats: l.Stats()})
 	}
 	for _, br := range g.bridges {
 		us := UplinkStatus{Name: strings.TrimPrefix(br.Name(), "uplink/"), Stats: br.Stats()}
