@@ -22,7 +22,7 @@ CROSS_LDFLAGS := -s -w $(LDFLAGS)
 DEB_ARCHES ?= arm64 armhf amd64
 DEB_DIR    ?= dist
 
-.PHONY: help build run test peers fmt-check vet bench bench-broker bench-spool bench-uplink soak-uplink fuzz cross deb lint clean
+.PHONY: help build run test peers fmt-check vet bench bench-broker bench-spool bench-uplink bench-mqttsn soak-uplink fuzz cross deb lint clean
 
 help:
 	@echo "make build      build $(BIN)/outpost ($(VERSION))"
@@ -32,6 +32,7 @@ help:
 	@echo "make bench-broker  outpost against Debian's mosquitto side by side (scripts/bench-broker.sh)"
 	@echo "make bench-spool   durable appends, RSS, disk and restart with 1M spooled, beside mosquitto's bridge"
 	@echo "make bench-uplink  drain of a 100k backlog and kill -9 of the edge, beside mosquitto's bridge"
+	@echo "make bench-mqttsn  100 and 1000 MQTT-SN UDP clients at QoS 0/1 through outpost: msgs/s, p50/p99, RSS"
 	@echo "make soak-uplink   the store-and-forward tests of tests/blackbox with 100000 messages"
 	@echo "make fuzz       run every Fuzz target for FUZZTIME (now $(FUZZTIME))"
 	@echo "make cross      static builds for linux/arm64, arm v7 and arm v6 into $(BIN)/"
@@ -72,6 +73,10 @@ bench-spool:
 
 bench-uplink:
 	GO=$(GO) scripts/bench-storefwd.sh uplink
+
+# MQTT-SN load: bench/mqttsnload starts the built outpost on free loopback ports.
+bench-mqttsn: build
+	$(GO) run ./bench/mqttsnload -outpost $(BIN)/outpost
 
 # The store-and-forward tests with 100000 messages instead of 5000.
 soak-uplink:

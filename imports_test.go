@@ -59,8 +59,9 @@ var importRules = []importRule{
 	{dir: "spool", external: []string{"github.com/dgraph-io/badger"}},
 	{dir: "uplink", internal: []string{"localbroker", "spool"}, external: []string{"github.com/eclipse/paho.golang"}},
 	// bench/... holds the tools of the bench scripts (the mqttload load
-	// generator), which encode and decode with the broker's packet codec.
-	{dir: "bench", internal: []string{"localbroker/packet"}},
+	// generator), which encode and decode with the broker's packet codec, and
+	// the MQTT-SN load generator (mqttsnload) with the MQTT-SN codec.
+	{dir: "bench", internal: []string{"localbroker/packet", "mqttsn/packet"}},
 	// internal/ptytest opens pty pairs for the serial-link tests of
 	// serialbus and gateway; standard library only.
 	{dir: "internal/ptytest", closed: true},
