@@ -400,3 +400,63 @@ func TestGatewaySerialUnplug(t *testing.T) {
 	// subscriber.
 	sub.expectNothing(200 * time.Millisecond)
 }
+
+// A sleeping node behind the LoRa bridge board (MQTT-SN 1.2 §6.14): it goes
+// to sleep with DISCONNECT and a duration, an MQTT publish for it waits in
+// the gateway, and its PINGREQ with its ClientId brings the message, then
+// PINGRESP.
+func TestGatewaySerialSleepingNode(t *testing.T) {
+	bm, bdev := openPty(t)
+	cfg := serialE2EConfig(t, serialLink("lora", bdev, "bridge"))
+	board := newFakeRadio(t, bm, true, "0a0b")
+	g, stop := startGateway(t, cfg)
+	defer stop()
+	lan := dialMQTT(t, g.Addrs()["default"], "lan-sleep", true, 0)
+	defer lan.close()
+
+	lan.subscribe("sensors/#", 2)
+	n := board.node("0a0b")
+	n.exercise(t, lan, "sleeper") // connected, subscribed to cmd/sleeper/#, topic registered
+	if d := snExchange(t, n.send, n.read, &packet.Disconnect{HasDuration: true, Duration: 600}, packet.TypeDisconnect).(*packet.Disconnect); d.HasDuration {
+		t.Fatalf("DISCONNECT answer %+v; want a plain DISCONNECT", d)
+	}
+	before := g.Status().Broker.MessagesReceived
+	lan.publish("cmd/sleeper/led", "while-asleep", false)
+	// Nothing goes over the air while the node sleeps; wait until the
+	// broker has taken the message (its delivery is buffered for the node).
+	deadline := time.Now().Add(10 * time.Second)
+	for g.Status().MQTTSN.Asleep != 1 || g.Status().Broker.MessagesReceived <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("the node is not asleep with the message taken: %+v", g.Status().MQTTSN)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case b := <-board.nodes["0a0b"]:
+		t.Fatalf("the gateway sent % x to a sleeping node", b)
+	case <-time.After(200 * time.Millisecond): // quiet: the message waits
+	}
+	n.send(packet.Append(nil, &packet.Pingreq{ClientID: []byte("sleeper")}))
+	var got *packet.Publish
+	for got == nil {
+		m, err := packet.Decode(n.read())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := m.(type) {
+		case *packet.Register:
+			n.send(packet.Append(nil, &packet.Regack{TopicID: m.TopicID, MsgID: m.MsgID, ReturnCode: packet.Accepted}))
+		case *packet.Publish:
+			got = m
+		default:
+			t.Fatalf("awake node got %T %+v before the buffered PUBLISH", m, m)
+		}
+	}
+	if string(got.Data) != "while-asleep" {
+		t.Fatalf("buffered PUBLISH %q; want while-asleep", got.Data)
+	}
+	if got.QoS == packet.QoS1 {
+		n.send(packet.Append(nil, &packet.Puback{TopicID: got.TopicID, MsgID: got.MsgID, ReturnCode: packet.Accepted}))
+	}
+	n.expect(packet.TypePingresp)
+}
