@@ -3,7 +3,9 @@
 # Debian's mosquitto (a cloud-broker stand-in), mosquitto_pub/mosquitto_sub
 # (LAN clients), socat (pty pairs for serial links) and openssl (test
 # certificates); for the packaging tests, systemd-analyze, lintian and
-# adduser.
+# adduser; for the firmware, gcc and clang with their sanitizer and libFuzzer
+# runtimes and arm-none-eabi-gcc with newlib (the Cortex-M0+ size report);
+# Chromium for the status page test.
 #
 # Run as root with apt-get available, it installs what is missing. Otherwise
 # it prints what is missing and how to install it. The tests skip a test whose
@@ -24,13 +26,36 @@ declare -A pkg_of=(
 	[systemd-analyze]=systemd
 	[lintian]=lintian
 	[adduser]=adduser
+	[clang]=clang
+	[arm-none-eabi-gcc]=gcc-arm-none-eabi
+	[chromium]=chromium
+)
+
+# file -> Debian package, for what installs no command: newlib for the
+# Cortex-M0+ firmware build, and clang's sanitizer and libFuzzer runtimes.
+declare -A pkg_of_file=(
+	[/usr/lib/arm-none-eabi/newlib/thumb/v6-m/nofp/libc_nano.a]=libnewlib-arm-none-eabi
+	[/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a]=libclang-rt-14-dev
 )
 
 missing_packages() {
 	local cmd
 	for cmd in "${!pkg_of[@]}"; do
 		command -v "$cmd" >/dev/null 2>&1 || echo "${pkg_of[$cmd]}"
-	done | sort -u
+	done
+	local f
+	for f in "${!pkg_of_file[@]}"; do
+		# Another clang or a non-x86 machine keeps these files elsewhere;
+		# look only where this machine's clang would.
+		case "$f" in
+		*/llvm-14/*) [ -d /usr/lib/llvm-14 ] && [ "$(uname -m)" = x86_64 ] || continue ;;
+		esac
+		[ -e "$f" ] || echo "${pkg_of_file[$f]}"
+	done
+}
+
+list_missing() {
+	missing_packages | sort -u
 }
 
 # stop_broker_service stops and disables the mosquitto service that Debian's
@@ -44,9 +69,9 @@ stop_broker_service() {
 	fi
 }
 
-mapfile -t missing < <(missing_packages)
+mapfile -t missing < <(list_missing)
 if [ "${#missing[@]}" -eq 0 ]; then
-	echo "test peers: all present (mosquitto, mosquitto-clients, socat, openssl, systemd, lintian, adduser)"
+	echo "test peers: all present (mosquitto, mosquitto-clients, socat, openssl, systemd, lintian, adduser, clang, gcc-arm-none-eabi, chromium)"
 	exit 0
 fi
 
@@ -61,7 +86,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 			echo "test peers: stopped the mosquitto service that the package started on port 1883"
 		fi
 	done
-	mapfile -t missing < <(missing_packages)
+	mapfile -t missing < <(list_missing)
 fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
