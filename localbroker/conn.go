@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -38,6 +39,9 @@ type conn struct {
 	certCN     string // TLS client certificate CN, if any
 
 	maxOut uint32 // client's Maximum Packet Size (0 none); set before attach, read-only after
+
+	view     atomic.Pointer[ClientStatus] // set once connected, for Broker.Clients
+	lastSeen atomic.Int64                 // unix nanoseconds of the last packet read
 
 	wmu      sync.Mutex
 	wq       []wItem
@@ -92,7 +96,7 @@ func (c *conn) serve() {
 		c.closeNow()
 		return
 	}
-	c.b.stats.bytesIn.Add(int64(len(body)) + 2)
+	c.received(int64(len(body)) + 2)
 	if !c.handleConnect(h, body) {
 		return
 	}
@@ -110,7 +114,7 @@ func (c *conn) serve() {
 			c.readError(err)
 			return
 		}
-		c.b.stats.bytesIn.Add(int64(len(body)) + 2)
+		c.received(int64(len(body)) + 2)
 		full := c.b.outboundFull.Load()
 		if err := c.handle(h, body); err != nil {
 			if errors.Is(err, errNormalClose) {
@@ -144,6 +148,7 @@ func (c *conn) finish() {
 	c.b.mu.Unlock()
 	if c.sess != nil {
 		c.b.stats.connected.Add(-1)
+		c.ln.st.connected.Add(-1)
 	}
 }
 
@@ -299,6 +304,7 @@ func (c *conn) flush(buf []byte) error {
 	}
 	n, err := c.nc.Write(buf)
 	c.b.stats.bytesOut.Add(int64(n))
+	c.ln.st.bytesOut.Add(int64(n))
 	return err
 }
 
@@ -324,6 +330,7 @@ func (c *conn) encode(dst []byte, it *wItem, p *packet.Publish) []byte {
 		return packet.Append(dst, it.pk, c.ver)
 	}
 	m := it.m
+	c.ln.st.msgsOut.Add(1)
 	*p = packet.Publish{Dup: it.dup, QoS: it.qos, Retain: it.retain, Topic: m.Topic, PacketID: it.pid, Payload: m.Payload}
 	if c.ver == packet.V5 {
 		p.Properties = m.Props
@@ -623,6 +630,7 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 	c.sess = s
 	b.stats.connected.Add(1)
 	b.stats.total.Add(1)
+	c.connected()
 	ack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 	c.sendConnack(&ack)
 	s.resume()
@@ -660,6 +668,7 @@ func (c *conn) authenticate(cp *packet.Connect) packet.ReasonCode {
 
 func (c *conn) handle(h packet.FixedHeader, body []byte) error {
 	if h.Type == packet.TypePublish {
+		c.ln.st.msgsIn.Add(1)
 		return c.handlePublish(h, body)
 	}
 	if h.Type == packet.TypeConnect {

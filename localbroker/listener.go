@@ -29,6 +29,8 @@ type listener struct {
 	mu   sync.Mutex
 	ln   net.Listener
 	http *http.Server
+
+	st listenerCounters // for Broker.ListenerStats
 }
 
 func newListener(b *Broker, o *ListenerOptions) (*listener, error) {
