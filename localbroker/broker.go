@@ -154,6 +154,9 @@ type Broker struct {
 	// checkRead: a listener has an ACL or there is an Authorize hook, so
 	// every delivery is checked for read access.
 	checkRead bool
+	// inprocACL: an in-process client was attached with an ACL, so
+	// deliveries are checked for read access from then on.
+	inprocACL atomic.Bool
 
 	// outboundFull counts QoS 0 deliveries refused by a full outbound
 	// queue; connection readers yield the CPU when it moves.
@@ -1056,7 +1059,7 @@ func (b *Broker) route(m *Message) int {
 			}
 		}
 		i = j
-		if b.checkRead {
+		if b.checkRead || b.inprocACL.Load() {
 			info, acl := cur.s.authz()
 			if !b.allowed(&info, acl, m.Topic, AccessRead) {
 				continue

@@ -5,18 +5,25 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outpost-gw/outpost/localbroker/auth"
 	"github.com/outpost-gw/outpost/localbroker/packet"
 	"github.com/outpost-gw/outpost/localbroker/topic"
 )
 
 // ClientOptions attach an in-process client (an MQTT-SN device, an uplink's
 // inbound rule) to the broker. It gets a broker session exactly like a
-// network client: QoS flows, inflight window, persistent sessions, wills and
-// the Authorize hook all apply.
+// network client: QoS flows, inflight window, persistent sessions, wills,
+// the ACL and the Authorize hook all apply.
 type ClientOptions struct {
 	ClientID string // required
-	Username string
+	Username string // checked by ACL (its "user" block) and the Authorize hook
 	Listener string // reported to hooks as ClientInfo.Listener; "" means "inproc"
+
+	// ACL checks the client's publishes, subscriptions, will and the
+	// messages delivered to it, as a listener's ACL file checks its
+	// clients', with ClientID and Username; nil means no ACL (the Authorize
+	// hook still applies).
+	ACL *auth.ACL
 
 	// CleanStart discards any existing session. SessionExpiry keeps the
 	// session after Close for that long; 0 ends it at Close, a negative
@@ -105,11 +112,18 @@ func (b *Broker) Attach(opts ClientOptions) (*Client, bool, error) {
 		if err := topic.ValidName(opts.Will.Topic, b.opts.MaxTopicLength, b.opts.MaxTopicLevels); err != nil {
 			return nil, false, packet.Errorf(packet.TopicNameInvalid, "will topic: %v", err)
 		}
+		if !b.allowed(&c.info, opts.ACL, opts.Will.Topic, AccessWrite) {
+			return nil, false, packet.Errorf(packet.NotAuthorized, "will topic not authorized")
+		}
 		w := *opts.Will
 		w.Origin = opts.ClientID
 		opts.Will = &w
 	}
-	req := connectReq{info: c.info, cleanStart: opts.CleanStart, will: opts.Will, receiveMax: opts.ReceiveMaximum}
+	if opts.ACL != nil {
+		// Deliveries are checked for Read from now on.
+		b.inprocACL.Store(true)
+	}
+	req := connectReq{info: c.info, cleanStart: opts.CleanStart, will: opts.Will, receiveMax: opts.ReceiveMaximum, acl: opts.ACL}
 	switch {
 	case opts.SessionExpiry < 0:
 		req.expiry = neverExpire
@@ -150,7 +164,7 @@ func (c *Client) Publish(ctx context.Context, m *Message) (packet.ReasonCode, er
 	if m.Created.IsZero() {
 		m.Created = time.Now()
 	}
-	return c.b.publish(&c.info, nil, m)
+	return c.b.publish(&c.info, c.opts.ACL, m)
 }
 
 // Subscribe adds subscriptions with their options (subID 0: none) and
@@ -218,8 +232,9 @@ func (c *Client) Next(ctx context.Context) (*Delivery, error) {
 
 // SetWill replaces the will of the attached client (nil removes it), as an
 // MQTT-SN gateway does for WILLTOPICUPD and WILLMSGUPD (MQTT-SN 1.2 §6.4).
-// It fails with ErrClosed once the client is closed or taken over, and with
-// TopicNameInvalid for a bad will topic.
+// It fails with ErrClosed once the client is closed or taken over, with
+// TopicNameInvalid for a bad will topic, and with NotAuthorized for a will
+// topic its ACL does not let it write.
 func (c *Client) SetWill(w *Will) error {
 	if c.isClosed() {
 		return ErrClosed
@@ -228,6 +243,9 @@ func (c *Client) SetWill(w *Will) error {
 		o := &c.b.opts
 		if err := topic.ValidName(w.Topic, o.MaxTopicLength, o.MaxTopicLevels); err != nil {
 			return packet.Errorf(packet.TopicNameInvalid, "will topic: %v", err)
+		}
+		if !c.b.allowed(&c.info, c.opts.ACL, w.Topic, AccessWrite) {
+			return packet.Errorf(packet.NotAuthorized, "will topic not authorized")
 		}
 		cp := *w
 		cp.Origin = c.info.ClientID

@@ -3,9 +3,11 @@ package localbroker
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/outpost-gw/outpost/localbroker/auth"
 	"github.com/outpost-gw/outpost/localbroker/packet"
 )
 
@@ -83,5 +85,99 @@ func TestInprocSetWill(t *testing.T) {
 	defer c2.Close(false)
 	if err := c1.SetWill(&Will{Message: Message{Topic: "will/twin"}}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("SetWill on a taken-over client: %v, want ErrClosed", err)
+	}
+}
+
+// An in-process client attached with an ACL and a username is checked as a
+// network client of a listener with that ACL file: its "user" block decides
+// publishes, subscriptions to one topic, deliveries (retained included) and
+// the will; a client without the username gets the anonymous block.
+func TestInprocACL(t *testing.T) {
+	b, _ := startBroker(t, Options{})
+	ctx := context.Background()
+	acl, err := auth.ParseACL(strings.NewReader(
+		"topic read public/#\n"+
+			"user sensors\n"+
+			"topic readwrite sensors/#\n"+
+			"topic read cmd/#\n"+
+			"pattern write dev/%c/status\n"), "test.acl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	feeder, _, err := b.Attach(ClientOptions{ClientID: "feeder", CleanStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feeder.Close(false)
+	if _, err := feeder.Publish(ctx, &Message{Topic: "cmd/retained", Payload: []byte("r"), Retain: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := feeder.Publish(ctx, &Message{Topic: "secret/retained", Payload: []byte("s"), Retain: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	var pe *packet.Error
+	if _, _, err := b.Attach(ClientOptions{ClientID: "s1", Username: "sensors", ACL: acl, CleanStart: true,
+		Will: &Will{Message: Message{Topic: "cmd/x", Payload: []byte("w")}}}); !errors.As(err, &pe) || pe.Code != packet.NotAuthorized {
+		t.Fatalf("Attach with a will topic the ACL does not let it write: %v, want NotAuthorized", err)
+	}
+	s1, _, err := b.Attach(ClientOptions{ClientID: "s1", Username: "sensors", ACL: acl, CleanStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close(false)
+	for _, tc := range []struct {
+		topic string
+		want  packet.ReasonCode
+	}{
+		{"sensors/t", packet.NoMatchingSubscribers},
+		{"cmd/x", packet.NotAuthorized},
+		{"dev/s1/status", packet.NoMatchingSubscribers},
+		{"dev/s2/status", packet.NotAuthorized},
+		{"public/x", packet.NotAuthorized},
+	} {
+		if code, err := s1.Publish(ctx, &Message{Topic: tc.topic, Payload: []byte("p")}); err != nil || code != tc.want {
+			t.Errorf("publish %s: %v %v, want %v", tc.topic, code, err, tc.want)
+		}
+	}
+	codes, err := s1.Subscribe(ctx, []packet.Subscription{{Filter: "secret/x", QoS: 1}, {Filter: "#", QoS: 1}}, 0)
+	if err != nil || len(codes) != 2 || codes[0] != packet.NotAuthorized || codes[1] != packet.GrantedQoS1 {
+		t.Fatalf("subscribe secret/x and #: %v %v, want NotAuthorized and QoS 1", codes, err)
+	}
+	if err := s1.SetWill(&Will{Message: Message{Topic: "public/x"}}); !errors.As(err, &pe) || pe.Code != packet.NotAuthorized {
+		t.Fatalf("SetWill on a topic it may not write: %v, want NotAuthorized", err)
+	}
+	// Through "#" only what the ACL lets it read arrives, retained first.
+	next := func() *Delivery {
+		t.Helper()
+		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		d, err := s1.Next(nctx)
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		d.Ack()
+		return d
+	}
+	if d := next(); d.Message.Topic != "cmd/retained" {
+		t.Fatalf("got %s, want the retained cmd/retained only", d.Message.Topic)
+	}
+	for _, tp := range []string{"secret/live", "public/live", "cmd/live"} {
+		if _, err := feeder.Publish(ctx, &Message{Topic: tp, Payload: []byte("l")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := next(); d.Message.Topic != "cmd/live" {
+		t.Fatalf("got %s, want cmd/live (secret/ and public/ are not readable for user sensors)", d.Message.Topic)
+	}
+
+	// Without a username: the anonymous block.
+	anon, _, err := b.Attach(ClientOptions{ClientID: "anon", ACL: acl, CleanStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close(false)
+	if code, _ := anon.Publish(ctx, &Message{Topic: "sensors/t", Payload: []byte("p")}); code != packet.NotAuthorized {
+		t.Fatalf("anonymous publish to sensors/t: %v, want NotAuthorized", code)
 	}
 }
