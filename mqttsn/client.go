@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outpost-gw/outpost/localbroker"
@@ -135,6 +136,10 @@ type client struct {
 	flight    *flight
 	msgID     uint16
 	wakeLeft  int // awake: buffered messages still to send before PINGRESP
+
+	// For Gateway.Clients, from other goroutines.
+	view    atomic.Pointer[clientView]
+	heardAt atomic.Int64 // lastHeard in unix nanoseconds
 }
 
 // newClient makes a client for a CONNECT from p. Called with g.mu held.
@@ -262,6 +267,7 @@ func (c *client) setState(s cstate) {
 		}
 	}
 	c.state = s
+	c.publishView()
 }
 
 func (c *client) attached() bool {
@@ -290,6 +296,7 @@ func (c *client) setPeer(p peer) {
 		c.log = g.log.With("client_id", c.id, "transport", p.tr.opts.Name, "remote", p.String())
 	}
 	c.peer = p
+	c.publishView()
 }
 
 func (c *client) nextMsgID() uint16 {
@@ -311,18 +318,18 @@ func (c *client) handle(it inItem, now time.Time) {
 	}
 	switch m := it.m.(type) {
 	case *packet.Connect:
-		c.lastHeard = now
+		c.heard(now)
 		c.onConnect(it.from, m, now)
 		return
 	case *packet.Pingreq:
 		if len(m.ClientID) > 0 {
-			c.lastHeard = now
+			c.heard(now)
 			c.onWake(it.from, now)
 			return
 		}
 	}
 	if c.state == stConnecting {
-		c.lastHeard = now
+		c.heard(now)
 		switch m := it.m.(type) {
 		case *packet.WillTopic:
 			c.onWillTopic(m, now)
@@ -334,7 +341,7 @@ func (c *client) handle(it inItem, now time.Time) {
 	if !c.attached() {
 		return
 	}
-	c.lastHeard = now
+	c.heard(now)
 	switch m := it.m.(type) {
 	case *packet.Publish:
 		c.onPublish(m)
@@ -573,7 +580,7 @@ func (c *client) onPublish(m *packet.Publish) {
 	}
 	rc := publishCode(code, err)
 	if rc == packet.Accepted {
-		c.g.st.publishIn.Add(1)
+		c.publishedIn()
 	} else {
 		c.log.Debug("publish refused by the broker", "topic", name, "code", code, "err", err)
 	}
@@ -735,7 +742,7 @@ func (c *client) onDisconnect(m *packet.Disconnect, now time.Time) {
 	_ = c.send(&packet.Disconnect{})
 	if m.HasDuration && m.Duration > 0 {
 		c.sleepFor = m.Duration.Duration()
-		c.lastHeard = now
+		c.heard(now)
 		c.setState(stAsleep)
 		c.log.Debug("asleep", "duration", c.sleepFor)
 		return
@@ -867,7 +874,7 @@ func (c *client) pump(now time.Time) {
 	if c.state == stAwake && c.flight == nil && (c.wakeLeft <= 0 || len(c.out) == 0) {
 		_ = c.send(&packet.Pingresp{})
 		c.setState(stAsleep)
-		c.lastHeard = now
+		c.heard(now)
 	}
 }
 
@@ -909,7 +916,7 @@ func (c *client) sendDelivery(it *outItem, now time.Time) {
 		return
 	}
 	if d.QoS == 0 {
-		c.g.st.publishOut.Add(1)
+		c.publishedOut()
 		return
 	}
 	c.flight = &flight{kind: fPublish, msg: p, msgID: p.MsgID, it: it, topicID: tid, tidType: tt, sentAt: now}
@@ -950,7 +957,7 @@ func (c *client) onPuback(m *packet.Puback, now time.Time) {
 	case packet.Accepted:
 		if f.it.d.QoS == 1 {
 			f.it.d.Ack()
-			c.g.st.publishOut.Add(1)
+			c.publishedOut()
 		} else {
 			c.drop(f.it.d, "client refused QoS 2 with PUBACK")
 		}
@@ -990,7 +997,7 @@ func (c *client) onPubrec(m *packet.Pubrec, now time.Time) {
 		}
 		// The client has the message: the broker's delivery is done.
 		f.it.d.Ack()
-		c.g.st.publishOut.Add(1)
+		c.publishedOut()
 		rel := &packet.Pubrel{MsgID: m.MsgID}
 		c.flight = &flight{kind: fPubrel, msg: rel, msgID: m.MsgID, sentAt: now}
 		_ = c.send(rel)

@@ -64,6 +64,7 @@ type transport struct {
 	mtuOf    interface{ MTU() int }
 	bcast    net.Addr
 	minus1   *localbroker.Client // publishes QoS -1 messages (§7.1)
+	st       trCounters
 }
 
 // mtu returns the largest datagram to send now.
@@ -374,6 +375,8 @@ func (g *Gateway) read(ctx context.Context, tr *transport) {
 // are answered here, the others go to their client's inbox.
 func (g *Gateway) dispatch(tr *transport, addr net.Addr, b []byte) {
 	g.st.datagramsIn.Add(1)
+	tr.st.datagramsIn.Add(1)
+	tr.st.bytesIn.Add(int64(len(b)))
 	// The message is kept past the next read: copy it (the decoded message
 	// aliases its datagram).
 	data := bytes.Clone(b)
@@ -538,6 +541,7 @@ func (g *Gateway) publishMinus1(p peer, m *packet.Publish) {
 	}
 	g.st.qosMinus1.Add(1)
 	g.st.publishIn.Add(1)
+	tr.st.publishIn.Add(1)
 }
 
 // shortName returns the topic name a short topic id carries (§6.7).
@@ -569,7 +573,7 @@ func (g *Gateway) sendTo(p peer, m packet.Message) error {
 		b = packet.AppendEncapsulationHeader(b, p.radius, []byte(p.node))
 	}
 	b = packet.Append(b, m)
-	_, err := p.tr.conn.WriteTo(b, p.addr)
+	n, err := p.tr.conn.WriteTo(b, p.addr)
 	if cap(b) <= 64<<10 {
 		*bp = b[:0]
 		bufPool.Put(bp)
@@ -580,6 +584,8 @@ func (g *Gateway) sendTo(p peer, m packet.Message) error {
 		return err
 	}
 	g.st.datagramsOut.Add(1)
+	p.tr.st.datagramsOut.Add(1)
+	p.tr.st.bytesOut.Add(int64(n))
 	return nil
 }
 
