@@ -484,6 +484,8 @@ func (c *client) finishConnect(now time.Time) {
 		}
 		bc, p, err := c.g.broker.Attach(localbroker.ClientOptions{
 			ClientID:       c.bid,
+			Username:       c.g.users.of(c.id),
+			ACL:            c.g.acl,
 			Listener:       c.peer.tr.listener,
 			CleanStart:     req.clean,
 			SessionExpiry:  expiry,
@@ -496,6 +498,9 @@ func (c *client) finishConnect(now time.Time) {
 			var pe *bpacket.Error
 			if errors.As(err, &pe) && pe.Code != bpacket.ServerBusy && pe.Code != bpacket.QuotaExceeded {
 				rc = packet.RejectedNotSupported
+				if pe.Code == bpacket.NotAuthorized {
+					c.notAuthorized("will", c.willTopic())
+				}
 			}
 			c.refuse(rc, err.Error())
 			return
@@ -581,6 +586,8 @@ func (c *client) onPublish(m *packet.Publish) {
 	rc := publishCode(code, err)
 	if rc == packet.Accepted {
 		c.publishedIn()
+	} else if code == bpacket.NotAuthorized {
+		c.notAuthorized("publish", name)
 	} else {
 		c.log.Debug("publish refused by the broker", "topic", name, "code", code, "err", err)
 	}
@@ -610,6 +617,20 @@ func publishCode(code bpacket.ReasonCode, err error) packet.ReturnCode {
 		return packet.RejectedNotSupported
 	}
 	return packet.RejectedCongestion // QuotaExceeded, a BeforeAck failure, ...
+}
+
+func (c *client) willTopic() string {
+	if c.will == nil {
+		return ""
+	}
+	return c.will.topic
+}
+
+// notAuthorized counts and logs (at most every few seconds) what the ACL
+// refused the client.
+func (c *client) notAuthorized(what, topic string) {
+	c.g.st.notAuthorized.Add(1)
+	c.g.warnLimited("acl", "not authorized", "client_id", c.id, "username", c.g.users.of(c.id), "access", what, "topic", topic)
 }
 
 func (c *client) hasQoS2(id uint16) bool {
@@ -704,6 +725,9 @@ func (c *client) onSubscribe(m *packet.Subscribe) {
 		return
 	}
 	if code := codes[0]; code.IsError() {
+		if code == bpacket.NotAuthorized {
+			c.notAuthorized("subscribe", filter)
+		}
 		rc := packet.RejectedNotSupported
 		if code == bpacket.QuotaExceeded || code == bpacket.ServerBusy {
 			rc = packet.RejectedCongestion
@@ -808,6 +832,9 @@ func (c *client) updateWill() packet.ReturnCode {
 	case errors.Is(err, localbroker.ErrClosed):
 		c.brokerGone()
 		return packet.RejectedCongestion
+	}
+	if pe := (*bpacket.Error)(nil); errors.As(err, &pe) && pe.Code == bpacket.NotAuthorized {
+		c.notAuthorized("will", c.willTopic())
 	}
 	return packet.RejectedNotSupported
 }

@@ -74,6 +74,23 @@
 // that the client connects again; a PUBREL gets PUBCOMP. Malformed datagrams
 // are dropped and counted (Stats.Malformed).
 //
+// # Security and limits
+//
+// Per transport, Transport.AllowClientIDs (exact ids and '*'/'?' patterns)
+// and Transport.AllowAddrs (IP prefixes for UDP, node addresses for a
+// serial link) say who is served: a datagram from another address is
+// dropped unanswered, a CONNECT with another ClientId gets CONNACK
+// "rejected: not supported" (both counted in Stats.Denied). Options.Usernames
+// gives a device a broker username, and Options.ACLFile an ACL in
+// mosquitto's syntax that checks its publishes, subscriptions, will and
+// deliveries with that username, as the broker's listeners check their
+// clients; a refusal is answered with 0x03 and counted (Stats.NotAuthorized).
+// Traffic from addresses without a session (SEARCHGW, QoS -1, messages
+// answered with DISCONNECT or PUBCOMP) goes through a token bucket per
+// source address (Options.UnconnectedRate) kept in a bounded table, so that
+// a flood from spoofed addresses costs neither memory nor answers
+// (Stats.RateLimited). Each refusal is logged at most every few seconds.
+//
 // # Goroutines
 //
 // Run starts one reader per transport, a small fixed pool of workers and one

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/outpost-gw/outpost/localbroker"
+	"github.com/outpost-gw/outpost/localbroker/auth"
 	"github.com/outpost-gw/outpost/mqttsn/packet"
 )
 
@@ -36,6 +37,9 @@ type Gateway struct {
 	pre     *predefined
 	clPre   map[string]*predefined
 	workers int
+	users   *usernames
+	acl     *auth.ACL
+	limit   *rateLimiter
 
 	ready   chan struct{}
 	running atomic.Bool
@@ -65,6 +69,8 @@ type transport struct {
 	bcast    net.Addr
 	minus1   *localbroker.Client // publishes QoS -1 messages (§7.1)
 	st       trCounters
+	ids      *idMatcher   // nil: every ClientId
+	addrs    *addrMatcher // nil: every address
 }
 
 // mtu returns the largest datagram to send now.
@@ -124,6 +130,7 @@ type counters struct {
 	datagramsIn, datagramsOut, malformed, unknown, inboxFull atomic.Int64
 	publishIn, publishOut, qosMinus1, retransmissions, lost  atomic.Int64
 	dropped, tooLarge, sendErrors, refused                   atomic.Int64
+	denied, rateLimited, notAuthorized                       atomic.Int64
 }
 
 // Stats is a snapshot of the gateway's counters.
@@ -146,7 +153,10 @@ type Stats struct {
 	Dropped         int64 // messages not delivered to a client: buffer full, too large, no topic id, refused
 	TooLarge        int64 // messages not sent because they exceed the transport MTU
 	SendErrors      int64
-	Refused         int64 // CONNECTs refused
+	Refused         int64 // CONNECTs refused (Denied ones included)
+	Denied          int64 // datagrams from an address not allowed, and CONNECTs of a ClientId not allowed
+	RateLimited     int64 // messages from addresses without a session over the UnconnectedRate, dropped
+	NotAuthorized   int64 // publishes, subscriptions and wills the ACL refused
 }
 
 // New validates opts and returns a gateway that is not yet running.
@@ -176,8 +186,19 @@ func New(opts Options, deps Deps) (*Gateway, error) {
 	for id, m := range opts.ClientPredefined {
 		g.clPre[id] = newPredefined(m)
 	}
+	g.users, _ = newUsernames(opts.Usernames) // checked by setDefaults
+	if opts.ACLFile != "" {
+		acl, err := auth.LoadACLFile(opts.ACLFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqttsn: %w", err)
+		}
+		g.acl = acl
+	}
+	g.limit = newRateLimiter(opts.UnconnectedRate, opts.UnconnectedBurst, opts.UnconnectedSources)
 	for i, t := range opts.Transports {
 		tr := &transport{idx: i, opts: t, conn: t.Conn, listener: "mqttsn/" + t.Name, bcast: t.Broadcast}
+		tr.ids, _ = newIDMatcher(t.AllowClientIDs)
+		tr.addrs, _ = newAddrMatcher(t.AllowAddrs)
 		g.trs = append(g.trs, tr)
 	}
 	return g, nil
@@ -223,6 +244,9 @@ func (g *Gateway) Stats() Stats {
 		TooLarge:        g.st.tooLarge.Load(),
 		SendErrors:      g.st.sendErrors.Load(),
 		Refused:         g.st.refused.Load(),
+		Denied:          g.st.denied.Load(),
+		RateLimited:     g.st.rateLimited.Load(),
+		NotAuthorized:   g.st.notAuthorized.Load(),
 	}
 }
 
@@ -324,6 +348,7 @@ func (g *Gateway) open(ctx context.Context) error {
 				ClientID:   tr.opts.ClientIDPrefix + "~mqttsn-qos-minus-1-publisher/" + tr.opts.Name,
 				Listener:   tr.listener,
 				CleanStart: true,
+				ACL:        g.acl,
 			})
 			if err != nil {
 				return fmt.Errorf("mqttsn: transport %q: QoS -1 publisher: %w", tr.opts.Name, err)
@@ -377,6 +402,11 @@ func (g *Gateway) dispatch(tr *transport, addr net.Addr, b []byte) {
 	g.st.datagramsIn.Add(1)
 	tr.st.datagramsIn.Add(1)
 	tr.st.bytesIn.Add(int64(len(b)))
+	if !tr.addrs.match(addr) {
+		g.st.denied.Add(1)
+		g.warnLimited("deny-addr", "datagram from an address not allowed dropped", "transport", tr.opts.Name, "remote", addr.String())
+		return
+	}
 	// The message is kept past the next read: copy it (the decoded message
 	// aliases its datagram).
 	data := bytes.Clone(b)
@@ -409,6 +439,9 @@ func (g *Gateway) route(p peer, m packet.Message) {
 	case *packet.SearchGW:
 		// MQTT-SN 1.2 §6.1: answered with GWINFO (to the searching client;
 		// through a forwarder with the radius of the search).
+		if !g.allowUnconnected(p) {
+			return
+		}
 		rp := p
 		rp.radius = min(m.Radius, 3)
 		_ = g.sendTo(rp, &packet.GWInfo{GwID: g.opts.GatewayID})
@@ -420,7 +453,9 @@ func (g *Gateway) route(p peer, m packet.Message) {
 		return
 	case *packet.Publish:
 		if m.QoS == packet.QoSMinus1 {
-			g.publishMinus1(p, m)
+			if g.allowUnconnected(p) {
+				g.publishMinus1(p, m)
+			}
 			return
 		}
 	case *packet.Pingreq:
@@ -448,6 +483,13 @@ func (g *Gateway) route(p peer, m packet.Message) {
 // gateways fed a spoofed address cannot keep answering each other.
 func (g *Gateway) unknown(p peer, m packet.Message) {
 	g.st.unknown.Add(1)
+	switch m.(type) {
+	case *packet.Publish, *packet.Register, *packet.Subscribe, *packet.Unsubscribe, *packet.Pingreq,
+		*packet.WillTopic, *packet.WillMsg, *packet.WillTopicUpd, *packet.WillMsgUpd, *packet.Pubrel:
+		if !g.allowUnconnected(p) {
+			return
+		}
+	}
 	switch m := m.(type) {
 	case *packet.Publish, *packet.Register, *packet.Subscribe, *packet.Unsubscribe, *packet.Pingreq,
 		*packet.WillTopic, *packet.WillMsg, *packet.WillTopicUpd, *packet.WillMsgUpd:
@@ -457,6 +499,23 @@ func (g *Gateway) unknown(p peer, m packet.Message) {
 	}
 }
 
+// allowUnconnected applies the rate limit of traffic from an address
+// without a session (Options.UnconnectedRate), counting and logging what it
+// drops.
+func (g *Gateway) allowUnconnected(p peer) bool {
+	key := p.String()
+	if p.tr.idx > 0 {
+		key = p.tr.opts.Name + " " + key
+	}
+	if g.limit.allow(key, time.Now()) {
+		return true
+	}
+	g.st.rateLimited.Add(1)
+	g.warnLimited("ratelimit", "message from an address without a session over the rate limit dropped",
+		"transport", p.tr.opts.Name, "remote", p.String())
+	return false
+}
+
 // routeConnect finds or makes the client of a CONNECT. A ClientId known at
 // another address moves to this one (the session is taken over); a client
 // that held this address before, under another ClientId, is lost.
@@ -464,6 +523,16 @@ func (g *Gateway) routeConnect(p peer, m *packet.Connect) {
 	id := string(m.ClientID)
 	bid := p.tr.opts.ClientIDPrefix + id
 	key := p.key()
+	if !p.tr.ids.match(id) {
+		g.st.denied.Add(1)
+		g.st.refused.Add(1)
+		g.warnLimited("deny-id", "CONNECT refused: client id not allowed", "transport", p.tr.opts.Name,
+			"remote", p.String(), "client_id", id)
+		if g.allowUnconnected(p) { // an answer to anyone: limited as the others
+			_ = g.sendTo(p, &packet.Connack{ReturnCode: packet.RejectedNotSupported})
+		}
+		return
+	}
 	g.mu.Lock()
 	c := g.byID[bid]
 	if c == nil {

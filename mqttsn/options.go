@@ -23,6 +23,10 @@ const (
 	DefaultMaxTopics      = 1000
 	DefaultMaxBuffered    = 100
 	DefaultSessionExpiry  = 24 * time.Hour
+
+	DefaultUnconnectedRate    = 10.0 // messages per second per source address
+	DefaultUnconnectedBurst   = 20
+	DefaultUnconnectedSources = 4096
 )
 
 // maxUDP is the largest UDP payload over IPv4, the MTU of a transport that
@@ -77,6 +81,21 @@ type Transport struct {
 	// nil means Conn's Broadcast() when it has one (a serialbus.Link), else
 	// no ADVERTISE on this transport.
 	Broadcast net.Addr
+
+	// AllowClientIDs, when not empty, lists the ClientIds (without
+	// ClientIDPrefix) that may connect on this transport: exact ids, or
+	// patterns where '*' matches any run of characters and '?' one. Any
+	// other CONNECT gets CONNACK "rejected: not supported" (counted in
+	// Stats.Denied, logged at most every few seconds).
+	AllowClientIDs []string
+
+	// AllowAddrs, when not empty, lists the source addresses served on this
+	// transport: IP addresses and CIDR prefixes ("192.168.1.0/24",
+	// "fd00::/8") for UDP, node addresses as the link writes them (hex,
+	// compared ignoring case) for a serial link. A datagram from any other
+	// address is dropped unanswered (counted in Stats.Denied). Behind a
+	// forwarder (§5.5) the forwarder's address is checked.
+	AllowAddrs []string
 }
 
 // Options configure a Gateway. Zero values mean the documented defaults.
@@ -130,6 +149,35 @@ type Options struct {
 	Predefined       map[uint16]string
 	ClientPredefined map[string]map[uint16]string
 
+	// Usernames maps ClientIds (without the transport's prefix; exact, or
+	// patterns with '*' and '?' as in Transport.AllowClientIDs) to the
+	// username the client has at the broker, so that the ACL's "user"
+	// blocks and the broker's Authorize hook apply to it. An exact id wins,
+	// then the pattern with the most literal characters. A client without
+	// one has no username (the ACL's anonymous block).
+	Usernames map[string]string
+
+	// ACLFile is an ACL file in mosquitto's syntax (as a listener's) that
+	// checks every MQTT-SN client's publishes, subscriptions, will and
+	// deliveries, with its broker client id and username; QoS -1 messages
+	// are checked as the anonymous block. A refusal is answered with
+	// "rejected: not supported" (0x03) in PUBACK, SUBACK, CONNACK (will
+	// topic) or WILLTOPICRESP, and counted in Stats.NotAuthorized. ""
+	// means no ACL.
+	ACLFile string
+
+	// UnconnectedRate limits the messages per second taken from one source
+	// address without a session: SEARCHGW, QoS -1 PUBLISH, and those the
+	// gateway answers with DISCONNECT or PUBCOMP (§6.12). A token bucket of
+	// UnconnectedBurst per address, in a table of at most
+	// UnconnectedSources addresses (the least recently seen makes room);
+	// what is over the limit is dropped unanswered and counted in
+	// Stats.RateLimited. 0 means 10 per second, a burst of 20 and 4096
+	// addresses; a negative rate means no limit.
+	UnconnectedRate    float64
+	UnconnectedBurst   int
+	UnconnectedSources int
+
 	// AdvertiseInterval is the period of ADVERTISE on each transport with a
 	// broadcast address (MQTT-SN 1.2 §6.1 recommends more than 15 min);
 	// 0 means no ADVERTISE.
@@ -167,7 +215,18 @@ func (o *Options) setDefaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.UnconnectedRate == 0 {
+		o.UnconnectedRate = DefaultUnconnectedRate
+	}
+	if o.UnconnectedBurst == 0 {
+		o.UnconnectedBurst = DefaultUnconnectedBurst
+	}
+	if o.UnconnectedSources == 0 {
+		o.UnconnectedSources = DefaultUnconnectedSources
+	}
 	switch {
+	case o.UnconnectedBurst < 1 || o.UnconnectedSources < 1:
+		return errors.New("mqttsn: unconnected burst and sources must be at least 1")
 	case o.KeepAliveGrace < 1:
 		return fmt.Errorf("mqttsn: keep-alive grace %v below 1", o.KeepAliveGrace)
 	case o.Tretry < 0, o.Nretry < 0, o.MaxClients < 0, o.MaxBuffered < 0, o.AdvertiseInterval < 0:
@@ -203,6 +262,15 @@ func (o *Options) setDefaults() error {
 		if strings.ContainsAny(t.ClientIDPrefix, "\x00") {
 			return fmt.Errorf("mqttsn: transport %q: client id prefix holds U+0000", t.Name)
 		}
+		if _, err := newIDMatcher(t.AllowClientIDs); err != nil {
+			return fmt.Errorf("mqttsn: transport %q: %w", t.Name, err)
+		}
+		if _, err := newAddrMatcher(t.AllowAddrs); err != nil {
+			return fmt.Errorf("mqttsn: transport %q: %w", t.Name, err)
+		}
+	}
+	if _, err := newUsernames(o.Usernames); err != nil {
+		return fmt.Errorf("mqttsn: usernames: %w", err)
 	}
 	if err := checkPredefined(o.Predefined); err != nil {
 		return err
