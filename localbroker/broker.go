@@ -153,7 +153,7 @@ type Broker struct {
 
 	// checkRead: a listener has an ACL or there is an Authorize hook, so
 	// every delivery is checked for read access.
-	checkRead bool
+	checkRead atomic.Bool
 	// inprocACL: an in-process client was attached with an ACL, so
 	// deliveries are checked for read access from then on.
 	inprocACL atomic.Bool
@@ -187,9 +187,13 @@ func New(opts Options, deps Deps) (*Broker, error) {
 			return nil, err
 		}
 		b.listeners = append(b.listeners, l)
-		b.checkRead = b.checkRead || l.acl != nil
+		if l.acl.Load() != nil {
+			b.checkRead.Store(true)
+		}
 	}
-	b.checkRead = b.checkRead || deps.Hooks.Authorize != nil
+	if deps.Hooks.Authorize != nil {
+		b.checkRead.Store(true)
+	}
 	return b, nil
 }
 
@@ -1059,7 +1063,7 @@ func (b *Broker) route(m *Message) int {
 			}
 		}
 		i = j
-		if b.checkRead || b.inprocACL.Load() {
+		if b.checkRead.Load() || b.inprocACL.Load() {
 			info, acl := cur.s.authz()
 			if !b.allowed(&info, acl, m.Topic, AccessRead) {
 				continue

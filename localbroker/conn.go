@@ -30,7 +30,7 @@ type conn struct {
 	ver        packet.Version
 	info       ClientInfo
 	sess       *session
-	acl        *auth.ACL
+	acl        atomic.Pointer[auth.ACL] // the listener's; a reload replaces it (setACL)
 	keepAlive  time.Duration
 	aliases    map[uint16]string
 	connExpiry uint32 // session expiry given at CONNECT
@@ -549,8 +549,8 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 		return c.refuse(code, c311, "authentication failed")
 	}
 
-	req := connectReq{info: c.info, cleanStart: cp.CleanStart, acl: c.ln.acl}
-	c.acl = c.ln.acl
+	req := connectReq{info: c.info, cleanStart: cp.CleanStart, acl: c.ln.acl.Load()}
+	c.acl.Store(req.acl)
 	if cp.WillFlag {
 		if err := topic.ValidName(cp.WillTopic, o.MaxTopicLength, o.MaxTopicLevels); err != nil {
 			return c.refuse(packet.TopicNameInvalid, packet.ConnRefusedNotAuthorized, "invalid will topic")
@@ -558,7 +558,7 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 		if cp.WillRetain && !b.retainAvailable() {
 			return c.refuse(packet.RetainNotSupported, packet.ConnRefusedNotAuthorized, "retain not available") // [MQTT-3.2.2-12]
 		}
-		if !b.allowed(&c.info, c.acl, cp.WillTopic, AccessWrite) {
+		if !b.allowed(&c.info, c.acl.Load(), cp.WillTopic, AccessWrite) {
 			return c.refuse(packet.NotAuthorized, packet.ConnRefusedNotAuthorized, "will topic not authorized")
 		}
 		if v5 && cp.WillProperties.PayloadFormat == 1 && !utf8.Valid(cp.WillPayload) {
@@ -628,6 +628,9 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 		return c.refuse(packet.ServerUnavailable, packet.ConnRefusedUnavailable, "shutting down")
 	}
 	c.sess = s
+	// A reload between reading the listener's ACL and attach has not
+	// seen this session: take the listener's ACL again.
+	c.setACL(c.ln.acl.Load())
 	b.stats.connected.Add(1)
 	b.stats.total.Add(1)
 	c.connected()
@@ -649,10 +652,10 @@ func (c *conn) authenticate(cp *packet.Connect) packet.ReasonCode {
 	}
 	if !certUser {
 		if !cp.UsernameFlag {
-			if !l.opts.AllowAnonymous {
+			if !l.anon.Load() {
 				return packet.NotAuthorized
 			}
-		} else if l.pw != nil && !l.pw.Check(cp.Username, cp.Password) {
+		} else if pw := l.pw.Load(); pw != nil && !pw.Check(cp.Username, cp.Password) {
 			return packet.BadUsernameOrPassword
 		}
 	}
@@ -834,7 +837,7 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 	if v5 && p.Properties.PayloadFormat == 1 && !utf8.Valid(p.Payload) {
 		code = packet.PayloadFormatInvalid // [MQTT-3.3.2-?] 5.0 §3.3.2.3.2
 	} else {
-		code, err = b.publish(&c.info, c.acl, m)
+		code, err = b.publish(&c.info, c.acl.Load(), m)
 	}
 	if err != nil {
 		c.log.Warn("publish refused by before-ack hook", "topic", p.Topic, "err", err)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -23,8 +24,10 @@ type listener struct {
 	b      *Broker
 	opts   *ListenerOptions
 	tlsCfg *tls.Config
-	pw     *auth.PasswordFile
-	acl    *auth.ACL
+	// The access control, which Broker.SetAuth replaces at a reload.
+	anon atomic.Bool // AllowAnonymous
+	pw   atomic.Pointer[auth.PasswordFile]
+	acl  atomic.Pointer[auth.ACL]
 
 	mu   sync.Mutex
 	ln   net.Listener
@@ -35,6 +38,7 @@ type listener struct {
 
 func newListener(b *Broker, o *ListenerOptions) (*listener, error) {
 	l := &listener{b: b, opts: o}
+	l.anon.Store(o.AllowAnonymous)
 	switch o.Kind {
 	case KindTCP, KindWS:
 	case KindTLS, KindWSS:
@@ -54,14 +58,14 @@ func newListener(b *Broker, o *ListenerOptions) (*listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listener %q: %w", o.Name, err)
 		}
-		l.pw = pw
+		l.pw.Store(pw)
 	}
 	if o.ACLFile != "" {
 		acl, err := auth.LoadACLFile(o.ACLFile)
 		if err != nil {
 			return nil, fmt.Errorf("listener %q: %w", o.Name, err)
 		}
-		l.acl = acl
+		l.acl.Store(acl)
 	}
 	return l, nil
 }

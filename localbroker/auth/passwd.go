@@ -247,6 +247,20 @@ func (f *PasswordFile) Has(username string) bool {
 	return ok
 }
 
+// SameEntry reports whether username has the same password hash in f and
+// in g (salt and iterations included), so that a password that passed
+// f's Check passes g's. A reload uses it to keep the clients whose entry
+// did not change without keeping their passwords.
+func (f *PasswordFile) SameEntry(g *PasswordFile, username string) bool {
+	if f == nil || g == nil {
+		return false
+	}
+	e, ok := f.entries[username]
+	o, ok2 := g.entries[username]
+	return ok && ok2 && e.kind == o.kind && e.iterations == o.iterations &&
+		subtle.ConstantTimeCompare(e.salt, o.salt) == 1 && subtle.ConstantTimeCompare(e.hash, o.hash) == 1
+}
+
 // Len returns the number of users in the file.
 func (f *PasswordFile) Len() int {
 	if f == nil {
