@@ -138,6 +138,9 @@ type Bridge struct {
 	wake    chan struct{} // a queue was appended to
 	redial  chan struct{} // the inbound path asks for a new connection
 
+	rs     atomic.Pointer[ruleSet] // the rules in force; SetRules replaces them
+	reload reloadState
+
 	runCtx  context.Context
 	local   *localbroker.Client
 	link    atomic.Pointer[link]
@@ -180,6 +183,7 @@ func New(opts Options, deps Deps) (*Bridge, error) {
 		since:   time.Now(),
 	}
 	b.drained.begin(b.since)
+	b.rs.Store(&ruleSet{out: s.out, in: s.in, prios: s.prios})
 	return b, nil
 }
 
@@ -230,8 +234,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if !b.started.CompareAndSwap(false, true) {
 		return errors.New("uplink: Run called twice")
 	}
-	classes := make([]*class, 0, len(b.s.prios))
-	for _, p := range b.s.prios {
+	rs := b.rules()
+	classes := make([]*class, 0, len(rs.prios))
+	for _, p := range rs.prios {
 		q, err := b.queue(p)
 		if err != nil {
 			return err
@@ -253,15 +258,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 		return fmt.Errorf("uplink: attach to the local broker: %w", err)
 	}
 	defer local.Close(false)
-	if len(b.s.out) > 0 {
+	if len(rs.out) > 0 {
 		// QoS 0 messages of the out-rules come through this subscription
 		// (QoS 1/2 ones through BeforeAck). No Local keeps out what this
 		// bridge publishes for its in-rules; retained messages are not
 		// resent at each start.
-		subs := make([]packet.Subscription, len(b.s.out))
-		for i, r := range b.s.out {
-			subs[i] = packet.Subscription{Filter: r.Local, NoLocal: true, RetainAsPublished: true, RetainHandling: 2}
-		}
+		subs := localSubs(rs.out)
 		codes, err := local.Subscribe(ctx, subs, 0)
 		if err != nil {
 			return fmt.Errorf("uplink: subscribe locally: %w", err)
@@ -274,12 +276,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	b.runCtx, b.local = ctx, local
 	close(b.ready)
-	b.log.Info("started", "url", b.s.url.Redacted(), "client_id", b.s.ClientID, "classes", len(b.classes), "in_rules", len(b.s.in))
+	b.log.Info("started", "url", b.s.url.Redacted(), "client_id", b.s.ClientID, "classes", len(b.classes), "in_rules", len(rs.in))
 
 	var wg sync.WaitGroup
-	if len(b.s.out) > 0 {
-		wg.Go(func() { b.qos0Loop(ctx) })
-	}
+	wg.Go(func() { b.qos0Loop(ctx) }) // also when there is no out-rule yet: a reload may add one
 	b.connLoop(ctx)
 	local.Close(false)
 	wg.Wait()
@@ -319,7 +319,7 @@ func (b *Bridge) Stats() Stats {
 	st.Quarantined, st.Refused = b.quarantined.Load(), b.refused.Load()
 	b.qmu.Lock()
 	defer b.qmu.Unlock()
-	for _, p := range b.s.prios {
+	for _, p := range b.rules().prios {
 		cs := ClassStats{Priority: p, Queue: QueueName(b.s.Name, p)}
 		if q := b.queues[p]; q != nil {
 			qs := q.Stats()
@@ -386,7 +386,7 @@ func (b *Bridge) BeforeAck(c *localbroker.ClientInfo, m *localbroker.Message) er
 	if m.QoS == 0 || (c != nil && c.ClientID == b.localID) {
 		return nil
 	}
-	r := matchRule(b.s.out, m.Topic, false)
+	r := matchRule(b.rules().out, m.Topic, false)
 	if r == nil {
 		return nil
 	}
@@ -491,7 +491,7 @@ func (b *Bridge) qos0Loop(ctx context.Context) {
 			d.Ack() // BeforeAck spooled it; granted QoS 0, so a no-op
 			continue
 		}
-		r := matchRule(b.s.out, m.Topic, false)
+		r := matchRule(b.rules().out, m.Topic, false)
 		if r == nil {
 			continue
 		}
@@ -536,7 +536,7 @@ func (b *Bridge) onPublish(pr paho.PublishReceived) (bool, error) {
 			b.log.Debug("ack to the cloud failed", "err", err)
 		}
 	}
-	r := matchRule(b.s.in, p.Topic, true)
+	r := matchRule(b.rules().in, p.Topic, true)
 	if r == nil {
 		b.drop("cloud message matches no in-rule", "topic", p.Topic)
 		ack()

@@ -145,6 +145,7 @@ func (b *Bridge) connLoop(ctx context.Context) {
 // connectAndServe makes one connection and drains over it until it ends.
 // online is how long the connection was up (0 when it never came up).
 func (b *Bridge) connectAndServe(ctx context.Context, sess *session) (online time.Duration, err error) {
+	b.adoptClasses()
 	dctx, cancel := context.WithTimeout(ctx, b.s.ConnectTimeout)
 	nc, err := b.dial(dctx)
 	cancel()
@@ -255,12 +256,10 @@ func (b *Bridge) connectPacket() *paho.Connect {
 // Local keeps the bridge's own publications out; Retain Handling 1 gets
 // retained messages only for a new subscription.
 func (b *Bridge) subscribe(ctx context.Context, cli *paho.Client) {
-	if len(b.s.in) == 0 {
+	b.unsubscribeRemoved(ctx, cli)
+	subs := remoteSubs(b.rules().in)
+	if len(subs) == 0 {
 		return
-	}
-	subs := make([]paho.SubscribeOptions, len(b.s.in))
-	for i, r := range b.s.in {
-		subs[i] = paho.SubscribeOptions{Topic: r.Remote, QoS: r.maxQoS, NoLocal: true, RetainAsPublished: true, RetainHandling: 1}
 	}
 	sa, err := cli.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
 	if sa != nil {
@@ -318,6 +317,7 @@ func (b *Bridge) drain(ctx context.Context, l *link, sess *session, window int) 
 		select {
 		case <-sess.notify:
 		case <-b.wake:
+			b.adoptClasses()
 			for _, c := range b.classes {
 				c.exhausted = false
 			}

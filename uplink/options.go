@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -282,25 +281,9 @@ func (o Options) compile() (*settings, error) {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
-	if len(o.Rules) == 0 {
-		bad("no rules")
-	}
-	for i, r := range o.Rules {
-		cr, err := compileRule(r)
-		if err != nil {
-			bad("rule %d: %v", i, err)
-			continue
-		}
-		if r.Direction == Out {
-			s.out = append(s.out, cr)
-			if !slices.Contains(s.prios, r.Priority) {
-				s.prios = append(s.prios, r.Priority)
-			}
-		} else {
-			s.in = append(s.in, cr)
-		}
-	}
-	slices.SortFunc(s.prios, func(a, b int) int { return b - a })
+	rs, rerrs := compileRules(o.Rules)
+	s.out, s.in, s.prios = rs.out, rs.in, rs.prios
+	errs = append(errs, rerrs...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("uplink: invalid options: %w", err)
 	}
