@@ -125,6 +125,7 @@ type client struct {
 	gen       uint64
 	clean     bool
 	persist   bool // has a session worth saving (CleanSession=false)
+	stored    bool // Deps.Store holds a record of it
 	keepAlive time.Duration
 	sleepFor  time.Duration
 	lastHeard time.Time
@@ -386,6 +387,7 @@ func (c *client) onConnect(p peer, m *packet.Connect, now time.Time) {
 		g.mu.Lock()
 		if s := g.saved[c.bid]; s != nil {
 			delete(g.saved, c.bid)
+			c.stored = s.stored
 			if !m.CleanSession {
 				c.topics, c.will, c.inQoS2, c.persist = s.topics, s.will, s.inQoS2, true
 			}
@@ -509,6 +511,11 @@ func (c *client) finishConnect(now time.Time) {
 		c.g.attached.Add(1)
 	}
 	c.clean, c.persist = req.clean, !req.clean
+	if req.clean && c.stored {
+		c.g.unstore(c.bid)
+		c.stored = false
+	}
+	_ = c.save() // logged; the session works on from memory
 	c.keepAlive = req.keepAlive
 	c.setState(stActive)
 	_ = c.send(&packet.Connack{ReturnCode: packet.Accepted})
@@ -666,14 +673,36 @@ func (c *client) onRegister(m *packet.Register) {
 		_ = c.send(&packet.Regack{MsgID: m.MsgID, ReturnCode: packet.RejectedNotSupported})
 		return
 	}
-	id, e, ok := c.topics.assign(name, false)
+	id, e, ok := c.assignDurable(name)
 	if !ok {
-		c.g.warnLimited("topics", "REGISTER refused: topic table full", "client_id", c.id, "max", c.g.opts.MaxTopicsPerClient)
 		_ = c.send(&packet.Regack{MsgID: m.MsgID, ReturnCode: packet.RejectedCongestion})
 		return
 	}
 	e.known = true
 	_ = c.send(&packet.Regack{TopicID: id, MsgID: m.MsgID, ReturnCode: packet.Accepted})
+}
+
+// assignDurable gives name a topic id the client keeps (a REGISTER, or a
+// SUBSCRIBE to a name), stored before it is answered when the client's
+// session outlives its connection. ok is false when the table is full or
+// the store failed (logged): the answer is then "rejected: congestion".
+func (c *client) assignDurable(name string) (uint16, *topicEntry, bool) {
+	_, before := c.topics.lookup(name)
+	wasGateway := before != nil && before.byGateway
+	id, e, ok := c.topics.assign(name, false)
+	if !ok {
+		c.g.warnLimited("topics", "topic id refused: topic table full", "client_id", c.id, "max", c.g.opts.MaxTopicsPerClient)
+		return 0, nil, false
+	}
+	if (before == nil || wasGateway) && c.save() != nil {
+		if before == nil {
+			c.topics.forget(id)
+		} else {
+			e.byGateway = true
+		}
+		return 0, nil, false
+	}
+	return id, e, true
 }
 
 // onSubscribe subscribes by topic name (wildcards allowed), pre-defined id
@@ -693,9 +722,8 @@ func (c *client) onSubscribe(m *packet.Subscribe) {
 				suback(packet.RejectedNotSupported, 0, 0)
 				return
 			}
-			id, e, ok := c.topics.assign(filter, false)
+			id, e, ok := c.assignDurable(filter)
 			if !ok {
-				c.g.warnLimited("topics", "SUBSCRIBE refused: topic table full", "client_id", c.id, "max", c.g.opts.MaxTopicsPerClient)
 				suback(packet.RejectedCongestion, 0, 0)
 				return
 			}
@@ -811,7 +839,11 @@ func (c *client) onWillTopicUpd(m *packet.WillTopicUpd) {
 		}
 		c.will = w
 	}
-	_ = c.send(&packet.WillTopicResp{ReturnCode: c.updateWill()})
+	rc := c.updateWill()
+	if rc == packet.Accepted {
+		_ = c.save()
+	}
+	_ = c.send(&packet.WillTopicResp{ReturnCode: rc})
 }
 
 func (c *client) onWillMsgUpd(m *packet.WillMsgUpd) {
@@ -821,7 +853,11 @@ func (c *client) onWillMsgUpd(m *packet.WillMsgUpd) {
 	}
 	w.msg = append([]byte(nil), m.WillMsg...)
 	c.will = w
-	_ = c.send(&packet.WillMsgResp{ReturnCode: c.updateWill()})
+	rc := c.updateWill()
+	if rc == packet.Accepted {
+		_ = c.save()
+	}
+	_ = c.send(&packet.WillMsgResp{ReturnCode: rc})
 }
 
 func (c *client) updateWill() packet.ReturnCode {
@@ -1176,11 +1212,27 @@ func (c *client) detach(withWill bool) {
 	c.out, c.flight, c.hs = nil, nil, nil
 }
 
+// savedSession returns what the gateway keeps of the client while it is
+// away, expiring SessionExpiry from now.
+func (c *client) savedSession() *savedSession {
+	s := &savedSession{topics: c.topics, will: c.will, inQoS2: c.inQoS2, stored: c.stored}
+	if e := c.g.opts.SessionExpiry; e > 0 {
+		s.expires = time.Now().Add(e)
+	}
+	return s
+}
+
 // remove takes the client out of the gateway's tables, saving what a
 // CleanSession=false client keeps; datagrams still in its inbox are routed
 // again.
 func (c *client) remove() {
 	g := c.g
+	var saved *savedSession
+	if c.persist {
+		saved = c.savedSession()
+		g.storeSaved(c.bid, saved) // before the lock: it waits for the disk
+	}
+	var evicted string
 	g.mu.Lock()
 	if g.byID[c.bid] == c {
 		delete(g.byID, c.bid)
@@ -1191,12 +1243,8 @@ func (c *client) remove() {
 		}
 	}
 	c.keys = nil
-	if c.persist {
-		s := &savedSession{topics: c.topics, will: c.will, inQoS2: c.inQoS2}
-		if e := g.opts.SessionExpiry; e > 0 {
-			s.expires = time.Now().Add(e)
-		}
-		g.saveSession(c.bid, s)
+	if saved != nil {
+		evicted = g.saveSession(c.bid, saved)
 	}
 	c.qmu.Lock()
 	c.dead = true
@@ -1205,6 +1253,9 @@ func (c *client) remove() {
 	c.qmu.Unlock()
 	g.mu.Unlock()
 	g.timers.set(c, time.Time{})
+	if evicted != "" {
+		g.unstore(evicted)
+	}
 	for _, it := range left {
 		if !it.superseded {
 			g.route(it.from, it.m)

@@ -20,8 +20,11 @@
 // A client is connecting (will handshake), active, asleep or awake
 // (§6.14). Disconnected and lost clients are removed; what a CleanSession=false
 // client keeps at the gateway (topic ids, will data, QoS 2 ids awaiting
-// PUBREL) is saved for Options.SessionExpiry. Its subscriptions and queued
-// messages are the broker's. A CONNECT with a ClientId known at another
+// PUBREL) is saved for Options.SessionExpiry, and, with Deps.Store, kept
+// across a restart of the process: written when the client registers a
+// topic id (before REGACK or SUBACK), changes its will, connects, goes
+// away, and at shutdown. Its subscriptions and queued messages are the
+// broker's. A CONNECT with a ClientId known at another
 // address takes the session over; a CONNECT from an address that another
 // ClientId held makes that other client lost. A CONNECT from an active or
 // sleeping client with CleanSession=false keeps its broker session and the
@@ -112,6 +115,7 @@
 // client_id_prefix goes to every Transport. Each [[mqttsn.udp]] is a
 // Transport with Addr, MTU, AllowQoSMinus1 and Broadcast; each [[serial]] is
 // a serialbus.Link given as Transport.Conn (whose MTU and broadcast address
-// are used). Deps.Broker is the *localbroker.Broker. The gateway starts after
+// are used). Deps.Broker is the *localbroker.Broker, Deps.Store the
+// spool's KV namespace "mqttsn". The gateway starts after
 // the broker and the serial links, and stops before them.
 package mqttsn

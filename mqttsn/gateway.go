@@ -32,6 +32,7 @@ import (
 type Gateway struct {
 	opts    Options
 	broker  Broker
+	store   Store // nil: sessions are kept in memory only
 	log     *slog.Logger
 	trs     []*transport
 	pre     *predefined
@@ -124,13 +125,14 @@ type savedSession struct {
 	will    *willData
 	inQoS2  []uint16
 	expires time.Time // zero: never
+	stored  bool      // Deps.Store holds a record of it
 }
 
 type counters struct {
 	datagramsIn, datagramsOut, malformed, unknown, inboxFull atomic.Int64
 	publishIn, publishOut, qosMinus1, retransmissions, lost  atomic.Int64
 	dropped, tooLarge, sendErrors, refused                   atomic.Int64
-	denied, rateLimited, notAuthorized                       atomic.Int64
+	denied, rateLimited, notAuthorized, storeErrors          atomic.Int64
 }
 
 // Stats is a snapshot of the gateway's counters.
@@ -157,6 +159,7 @@ type Stats struct {
 	Denied          int64 // datagrams from an address not allowed, and CONNECTs of a ClientId not allowed
 	RateLimited     int64 // messages from addresses without a session over the UnconnectedRate, dropped
 	NotAuthorized   int64 // publishes, subscriptions and wills the ACL refused
+	StoreErrors     int64 // failed writes of sessions to Deps.Store (logged)
 }
 
 // New validates opts and returns a gateway that is not yet running.
@@ -170,6 +173,7 @@ func New(opts Options, deps Deps) (*Gateway, error) {
 	g := &Gateway{
 		opts:    opts,
 		broker:  deps.Broker,
+		store:   deps.Store,
 		log:     opts.Logger.With("component", "mqttsn"),
 		pre:     newPredefined(opts.Predefined),
 		clPre:   map[string]*predefined{},
@@ -247,6 +251,7 @@ func (g *Gateway) Stats() Stats {
 		Denied:          g.st.denied.Load(),
 		RateLimited:     g.st.rateLimited.Load(),
 		NotAuthorized:   g.st.notAuthorized.Load(),
+		StoreErrors:     g.st.storeErrors.Load(),
 	}
 }
 
@@ -260,6 +265,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return errors.New("mqttsn: Run called twice")
 	}
 	if err := g.open(ctx); err != nil {
+		g.closeTransports()
+		return err
+	}
+	if err := g.load(); err != nil {
 		g.closeTransports()
 		return err
 	}
@@ -310,6 +319,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 			c.bc.Close(true)
 			c.bc = nil
 			g.attached.Add(-1)
+		}
+		if c.persist {
+			// Its session at the gateway outlives the process, as the
+			// broker's does.
+			g.storeSaved(c.bid, c.savedSession())
 		}
 	}
 	for _, tr := range g.trs {
@@ -792,18 +806,27 @@ func (g *Gateway) advertise() {
 
 // sweepSaved forgets saved sessions past their expiry.
 func (g *Gateway) sweepSaved(now time.Time) {
+	var gone []string
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	for id, s := range g.saved {
 		if !s.expires.IsZero() && !now.Before(s.expires) {
 			delete(g.saved, id)
+			if s.stored {
+				gone = append(gone, id)
+			}
 		}
+	}
+	g.mu.Unlock()
+	for _, id := range gone {
+		g.unstore(id)
 	}
 }
 
 // saveSession keeps s for bid, within MaxClients saved sessions (the one
-// closest to expiry goes first). Called with g.mu held.
-func (g *Gateway) saveSession(bid string, s *savedSession) {
+// closest to expiry goes first), and returns the client id of a stored
+// session it forgot for that, for the caller to unstore. Called with g.mu
+// held.
+func (g *Gateway) saveSession(bid string, s *savedSession) (evicted string) {
 	if _, ok := g.saved[bid]; !ok && len(g.saved) >= g.opts.MaxClients {
 		var victim string
 		var soonest time.Time
@@ -812,9 +835,13 @@ func (g *Gateway) saveSession(bid string, s *savedSession) {
 				victim, soonest = id, o.expires
 			}
 		}
+		if g.saved[victim].stored {
+			evicted = victim
+		}
 		delete(g.saved, victim)
 	}
 	g.saved[bid] = s
+	return evicted
 }
 
 // --- logging ------------------------------------------------------------

@@ -42,6 +42,9 @@ type Broker interface {
 // Deps are the gateway's collaborators.
 type Deps struct {
 	Broker Broker // required
+	// Store keeps the topic ids, will data and QoS 2 state of clients with
+	// CleanSession=false across a restart; nil keeps them in memory only.
+	Store Store
 }
 
 // Transport is one datagram network the gateway serves: a UDP socket, or a
