@@ -34,6 +34,7 @@ type Config struct {
 	Broker    BrokerConfig     `toml:"broker"`
 	Listeners []ListenerConfig `toml:"listener"`
 	MQTTSN    MQTTSNConfig     `toml:"mqttsn"`
+	HTTP      HTTPConfig       `toml:"http"`
 	Serials   []SerialConfig   `toml:"serial,omitempty"`
 	Uplinks   []UplinkConfig   `toml:"uplink,omitempty"`
 }
@@ -230,6 +231,7 @@ func (c *Config) resolvePaths(dir string) {
 	for i := range c.Uplinks {
 		c.Uplinks[i].resolvePaths(abs)
 	}
+	c.HTTP.resolvePaths(abs)
 }
 
 // fillDefaults writes out the defaults that depend on other keys, so the
@@ -289,6 +291,7 @@ func (c *Config) validate(p *problems) {
 		}
 	}
 	c.MQTTSN.validate(p, c.Serials)
+	c.HTTP.validate(p)
 	c.validateUplinks(p)
 }
 

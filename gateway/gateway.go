@@ -49,6 +49,8 @@ type Gateway struct {
 	brokerKV   *spool.KV
 	mqttsn     *mqttsn.Gateway // nil when [mqttsn] enabled = false
 	links      []*serialbus.Link
+	http       *httpServer // nil when [http] address is ""
+	stopping   atomic.Bool // set when the components start to stop
 }
 
 // SetVersion records the build version reported by components ($SYS/broker/version).
@@ -160,6 +162,15 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 		interval: statusInterval,
 		log:      logger.With("component", "status"),
 	})
+	// Then the metrics and status page, which show it all, and stop first.
+	if cfg.HTTP.Enabled() {
+		h, err := newHTTPServer(g, cfg.HTTP, logger)
+		if err != nil {
+			return nil, fmt.Errorf("http: %w", err)
+		}
+		g.http = h
+		g.components = append(g.components, h)
+	}
 	// Very last: READY=1 to systemd once everything before it is ready.
 	g.components = append(g.components, &notifier{g: g, log: logger.With("component", "systemd"),
 		period: 10 * time.Second})
@@ -199,6 +210,16 @@ func (g *Gateway) MQTTSNAddrs() map[string]net.Addr {
 		return nil
 	}
 	return g.mqttsn.Addrs()
+}
+
+// HTTPAddr returns the bound address of the metrics and status page server
+// once Ready is closed (with port 0 it gets a free port); nil when [http]
+// address is "".
+func (g *Gateway) HTTPAddr() net.Addr {
+	if g.http == nil {
+		return nil
+	}
+	return g.http.Addr()
 }
 
 // serialComponent names a serial link in the gateway's component list.
@@ -319,6 +340,7 @@ func (r *running) failure(what string) error {
 // stop cancels the started components in reverse order, waiting for each to
 // return before cancelling the one before it.
 func (g *Gateway) stop(started []*running) error {
+	g.stopping.Store(true)
 	var errs []error
 	for _, r := range slices.Backward(started) {
 		t0 := time.Now()
