@@ -3,26 +3,38 @@ package gateway
 import (
 	"io"
 	"log/slog"
+	"os"
 )
 
-// NewLogger returns the gateway's root logger, writing to w in the format and
-// at the level of cfg ("text" and "info" when a field is empty or unknown;
-// Load refuses unknown values). Components get children of it.
+// NewLogger returns a root logger writing to w in the format and at the
+// level of cfg ("text" and "info" when a field is empty or unknown; Load
+// refuses unknown values). Components get children of it.
 func NewLogger(cfg LogConfig, w io.Writer) *slog.Logger {
-	return slog.New(newHandler(cfg, w))
+	lv := new(slog.LevelVar)
+	lv.Set(logLevel(cfg.Level))
+	return slog.New(newLogHandler(cfg, lv, w, false))
 }
 
-// newHandler picks the slog.Handler for cfg.Format. This is the seam for
-// journald: under systemd, a "journal" format will send structured records
-// to the journal socket instead of w (see the packaging issue).
-func newHandler(cfg LogConfig, w io.Writer) slog.Handler {
-	opts := &slog.HandlerOptions{Level: logLevel(cfg.Level)}
-	switch cfg.Format {
-	case "json":
-		return slog.NewJSONHandler(w, opts)
-	default:
-		return slog.NewTextHandler(w, opts)
-	}
+// Logging is the root logger of a process and the level it logs at, which
+// a reload changes (Gateway.SetReload).
+type Logging struct {
+	Logger  *slog.Logger
+	Level   *slog.LevelVar
+	Journal bool // entries go to journald
+}
+
+// NewLogging sets up the logging of `outpost run`: to journald, as
+// structured entries, when the process runs under systemd (see
+// underSystemd) and journald is reachable; else to stderr, in cfg's
+// format. stderr is the process's standard error (os.Stderr) or any
+// writer; only an *os.File can be the journal's stream.
+func NewLogging(cfg LogConfig, stderr io.Writer) *Logging {
+	lv := new(slog.LevelVar)
+	lv.Set(logLevel(cfg.Level))
+	f, _ := stderr.(*os.File)
+	h := newLogHandler(cfg, lv, stderr, underSystemd(os.Getenv, f))
+	_, journald := h.(*journalHandler)
+	return &Logging{Logger: slog.New(h), Level: lv, Journal: journald}
 }
 
 func logLevel(s string) slog.Level {
