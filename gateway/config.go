@@ -220,6 +220,7 @@ func (c *Config) resolvePaths(dir string) {
 		}
 	}
 	abs(&c.DataDir)
+	abs(&c.MQTTSN.ACLFile)
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		abs(&l.PasswordFile)

@@ -132,7 +132,13 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 			opts.Transports = append(opts.Transports, cfg.SerialTransport(s, link))
 		}
 		if len(opts.Transports) > 0 {
-			sn, err = mqttsn.New(opts, mqttsn.Deps{Broker: b})
+			// The topic ids of CleanSession=false devices outlive a
+			// restart, as their broker sessions do.
+			snKV, err := store.KV(mqttsnNamespace)
+			if err != nil {
+				return nil, fmt.Errorf("spool: %w", err)
+			}
+			sn, err = mqttsn.New(opts, mqttsn.Deps{Broker: b, Store: snKV})
 			if err != nil {
 				return nil, fmt.Errorf("mqttsn: %w", err)
 			}
@@ -179,6 +185,10 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 
 // brokerNamespace is the spool KV namespace of the broker's persistence.
 const brokerNamespace = "broker"
+
+// mqttsnNamespace is the spool KV namespace of the MQTT-SN gateway's
+// sessions.
+const mqttsnNamespace = "mqttsn"
 
 func newGateway(logger *slog.Logger, comps []component) *Gateway {
 	return &Gateway{

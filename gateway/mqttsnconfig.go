@@ -2,12 +2,16 @@ package gateway
 
 import (
 	"cmp"
+	"encoding/hex"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/outpost-gw/outpost/localbroker/auth"
 	"github.com/outpost-gw/outpost/mqttsn"
 	"github.com/outpost-gw/outpost/serialbus"
 )
@@ -27,6 +31,15 @@ type MQTTSNConfig struct {
 	SessionExpiry      Duration `toml:"session_expiry"`     // 0 means never
 	AdvertiseInterval  Duration `toml:"advertise_interval"` // 0 means no ADVERTISE
 	ClientIDPrefix     string   `toml:"client_id_prefix"`
+	ACLFile            string   `toml:"acl_file"`
+
+	// Usernames maps ClientIds (exact, or patterns with * and ?) to broker
+	// usernames, for the ACL.
+	Usernames map[string]string `toml:"usernames,omitempty"`
+
+	UnconnectedRate    float64 `toml:"unconnected_rate"` // per source address and second; 0 means no limit
+	UnconnectedBurst   int     `toml:"unconnected_burst"`
+	UnconnectedSources int     `toml:"unconnected_sources"`
 
 	// Predefined maps topic ids (decimal, or hex with 0x) to topic names for
 	// every client; ClientPredefined does so per MQTT-SN ClientId.
@@ -43,6 +56,9 @@ type MQTTSNUDPConfig struct {
 	MTU            int    `toml:"mtu"`     // 0 means 65507
 	AllowQoSMinus1 bool   `toml:"allow_qos_minus1"`
 	Broadcast      string `toml:"broadcast,omitempty"` // host:port of ADVERTISE; "" means none
+
+	AllowClientIDs []string `toml:"allow_client_ids,omitempty"` // none means every ClientId
+	AllowAddresses []string `toml:"allow_addresses,omitempty"`  // IPs and CIDR prefixes; none means every address
 }
 
 // SerialConfig is one [[serial]]: a serial port carrying MQTT-SN datagrams,
@@ -65,6 +81,8 @@ type SerialConfig struct {
 	ReconnectMax   Duration `toml:"reconnect_max"`
 	IdleGap        Duration `toml:"idle_gap"` // raw framing; 0 means 32 byte-times, at least 20ms
 	AllowQoSMinus1 bool     `toml:"allow_qos_minus1"`
+	AllowClientIDs []string `toml:"allow_client_ids,omitempty"` // none means every ClientId
+	AllowAddresses []string `toml:"allow_addresses,omitempty"`  // node addresses (hex); none means every node
 }
 
 const defaultMQTTSNAddress = ":1885"
@@ -81,6 +99,9 @@ func defaultMQTTSN() MQTTSNConfig {
 		MaxTopicsPerClient: mqttsn.DefaultMaxTopics,
 		MaxBuffered:        mqttsn.DefaultMaxBuffered,
 		SessionExpiry:      Duration(mqttsn.DefaultSessionExpiry),
+		UnconnectedRate:    mqttsn.DefaultUnconnectedRate,
+		UnconnectedBurst:   mqttsn.DefaultUnconnectedBurst,
+		UnconnectedSources: mqttsn.DefaultUnconnectedSources,
 		UDP:                []MQTTSNUDPConfig{{Name: "default", Address: defaultMQTTSNAddress}},
 	}
 }
@@ -168,6 +189,26 @@ func (m *MQTTSNConfig) validate(p *problems, serials []SerialConfig) {
 	if strings.ContainsRune(m.ClientIDPrefix, 0) {
 		p.add("mqttsn.client_id_prefix", "must not hold U+0000")
 	}
+	if m.ACLFile != "" && checkFile(p, "mqttsn.acl_file", m.ACLFile) {
+		if _, err := auth.LoadACLFile(m.ACLFile); err != nil {
+			p.add("mqttsn.acl_file", "%v", err)
+		}
+	}
+	for _, id := range slices.Sorted(mapKeys(m.Usernames)) {
+		checkClientIDRule(p, joinKey("mqttsn.usernames", id), id)
+		if u := m.Usernames[id]; u == "" || strings.ContainsRune(u, 0) || len(u) > 65535 {
+			p.add(joinKey("mqttsn.usernames", id), "%q is not a username (not empty, no U+0000)", u)
+		}
+	}
+	if !(m.UnconnectedRate >= 0) {
+		p.add("mqttsn.unconnected_rate", "must not be negative (%v); 0 means no limit", m.UnconnectedRate)
+	}
+	if m.UnconnectedBurst < 1 {
+		p.add("mqttsn.unconnected_burst", "must be at least 1, not %d", m.UnconnectedBurst)
+	}
+	if m.UnconnectedSources < 1 {
+		p.add("mqttsn.unconnected_sources", "must be at least 1, not %d", m.UnconnectedSources)
+	}
 	checkPredefined(p, "mqttsn.predefined", m.Predefined)
 	for _, cid := range slices.Sorted(mapKeys(m.ClientPredefined)) {
 		checkPredefined(p, joinKey("mqttsn.client_predefined", cid), m.ClientPredefined[cid])
@@ -186,6 +227,15 @@ func (m *MQTTSNConfig) validate(p *problems, serials []SerialConfig) {
 				p.add(key+".broadcast", "%q is not a UDP address: %v", u.Broadcast, unwrapAddrErr(err))
 			}
 		}
+		checkAllowIDs(p, key+".allow_client_ids", u.AllowClientIDs)
+		for j, a := range u.AllowAddresses {
+			if _, err := netip.ParsePrefix(a); err == nil {
+				continue
+			}
+			if _, err := netip.ParseAddr(a); err != nil {
+				p.add(indexKey(key+".allow_addresses", j), "%q is neither an IP address nor a CIDR prefix (e.g. \"192.168.1.0/24\")", a)
+			}
+		}
 		name := cmp.Or(u.Name, "udp@"+u.Address)
 		if k, dup := names[name]; dup {
 			p.add(key+".name", "transport name %q is already used by %s", name, k)
@@ -197,6 +247,12 @@ func (m *MQTTSNConfig) validate(p *problems, serials []SerialConfig) {
 		s := &serials[i]
 		key := indexKey("serial", i)
 		s.validate(p, key)
+		checkAllowIDs(p, key+".allow_client_ids", s.AllowClientIDs)
+		for j, a := range s.AllowAddresses {
+			if _, err := hex.DecodeString(a); err != nil || a == "" || s.Framing == serialbus.FramingRaw {
+				p.add(indexKey(key+".allow_addresses", j), "%q is not a node address: hex digits (e.g. \"0013a20040a1b2c3\"), not for the raw framing", a)
+			}
+		}
 		if s.Name == "" {
 			continue
 		}
@@ -205,6 +261,21 @@ func (m *MQTTSNConfig) validate(p *problems, serials []SerialConfig) {
 		} else {
 			names[s.Name] = key
 		}
+	}
+}
+
+// checkAllowIDs checks an allowlist of ClientIds and patterns.
+func checkAllowIDs(p *problems, key string, ids []string) {
+	for j, id := range ids {
+		checkClientIDRule(p, indexKey(key, j), id)
+	}
+}
+
+func checkClientIDRule(p *problems, key, id string) {
+	if id == "" || strings.ContainsRune(id, 0) || !utf8.ValidString(id) {
+		p.add(key, "%q is not a client id or pattern (not empty, UTF-8 without U+0000)", id)
+	} else if !strings.ContainsAny(id, "*?") && len(id) > 23 {
+		p.add(key, "%q is longer than an MQTT-SN ClientId (23 octets)", id)
 	}
 }
 
@@ -349,6 +420,14 @@ func (c *Config) MQTTSNOptions() mqttsn.Options {
 		SessionExpiry:      time.Duration(m.SessionExpiry),
 		AdvertiseInterval:  time.Duration(m.AdvertiseInterval),
 		Predefined:         predefinedIDs(m.Predefined),
+		ACLFile:            m.ACLFile,
+		Usernames:          m.Usernames,
+		UnconnectedRate:    m.UnconnectedRate,
+		UnconnectedBurst:   m.UnconnectedBurst,
+		UnconnectedSources: m.UnconnectedSources,
+	}
+	if opts.UnconnectedRate == 0 {
+		opts.UnconnectedRate = -1 // the config's 0 is "no limit"; mqttsn's 0 means its default
 	}
 	if opts.SessionExpiry == 0 {
 		opts.SessionExpiry = -1 // the config's 0 is "never"; mqttsn's 0 means its default
@@ -366,6 +445,8 @@ func (c *Config) MQTTSNOptions() mqttsn.Options {
 			MTU:            u.MTU,
 			ClientIDPrefix: m.ClientIDPrefix,
 			AllowQoSMinus1: u.AllowQoSMinus1,
+			AllowClientIDs: u.AllowClientIDs,
+			AllowAddrs:     u.AllowAddresses,
 		}
 		if u.Broadcast != "" {
 			if a, err := net.ResolveUDPAddr("udp", u.Broadcast); err == nil {
@@ -406,6 +487,8 @@ func (c *Config) SerialTransport(s *SerialConfig, conn net.PacketConn) mqttsn.Tr
 		Conn:           conn,
 		ClientIDPrefix: c.MQTTSN.ClientIDPrefix,
 		AllowQoSMinus1: s.AllowQoSMinus1,
+		AllowClientIDs: s.AllowClientIDs,
+		AllowAddrs:     s.AllowAddresses,
 	}
 }
 

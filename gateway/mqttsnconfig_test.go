@@ -89,6 +89,12 @@ max_buffered = 70
 session_expiry = "2h"
 advertise_interval = "15m"
 client_id_prefix = "sn-"
+acl_file = "{{ex}}/demo-acl"
+unconnected_rate = 2.5
+unconnected_burst = 5
+unconnected_sources = 100
+[mqttsn.usernames]
+"sensor-*" = "sensors"
 [mqttsn.predefined]
 1 = "a/b"
 0x0020 = "c/d"
@@ -100,6 +106,8 @@ address = "127.0.0.1:0"
 mtu = 512
 allow_qos_minus1 = true
 broadcast = "255.255.255.255:1885"
+allow_client_ids = ["sensor-*"]
+allow_addresses = ["192.168.1.0/24", "10.0.0.1"]
 [[serial]]
 name = "radio"
 device = "/dev/ttyAMA0"
@@ -117,6 +125,8 @@ reconnect_min = "1s"
 reconnect_max = "30s"
 idle_gap = "40ms"
 allow_qos_minus1 = true
+allow_client_ids = ["node-?"]
+allow_addresses = ["0013a20040a1b2c3"]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +159,8 @@ allow_qos_minus1 = true
 		t.Fatalf("serialbus.New refuses the options: %v", err)
 	}
 	tr := c.SerialTransport(s, link)
-	if tr.Name != "radio" || tr.Conn != link || tr.ClientIDPrefix != "sn-" || !tr.AllowQoSMinus1 {
+	if tr.Name != "radio" || tr.Conn != link || tr.ClientIDPrefix != "sn-" || !tr.AllowQoSMinus1 ||
+		!reflect.DeepEqual(tr.AllowClientIDs, []string{"node-?"}) || !reflect.DeepEqual(tr.AllowAddrs, []string{"0013a20040a1b2c3"}) {
 		t.Errorf("SerialTransport() = %+v", tr)
 	}
 	opts.Transports = append(opts.Transports, tr)
@@ -157,10 +168,12 @@ allow_qos_minus1 = true
 		t.Errorf("mqttsn.New refuses the options: %v", err)
 	}
 
-	// session_expiry "0s" is "never": mqttsn spells it negative.
+	// session_expiry "0s" is "never", unconnected_rate 0 "no limit": mqttsn
+	// spells them negative.
 	c.MQTTSN.SessionExpiry = 0
-	if o := c.MQTTSNOptions(); o.SessionExpiry >= 0 {
-		t.Errorf("session_expiry 0s gives %v; want negative (never)", o.SessionExpiry)
+	c.MQTTSN.UnconnectedRate = 0
+	if o := c.MQTTSNOptions(); o.SessionExpiry >= 0 || o.UnconnectedRate >= 0 {
+		t.Errorf("session_expiry 0s gives %v, unconnected_rate 0 %v; want both negative", o.SessionExpiry, o.UnconnectedRate)
 	}
 }
 
@@ -308,6 +321,53 @@ reconnect_max = "1s" #<-
 [[serial]]
 name = "default" #<-
 device = "/dev/ttyUSB0"
+`},
+		{"acl file missing", "mqttsn.acl_file", "no such file", `
+[mqttsn]
+acl_file = "missing.acl" #<-
+`},
+		{"acl file not an ACL", "mqttsn.acl_file", "unknown keyword", `
+[mqttsn]
+acl_file = "{{ex}}/demo-passwd" #<-
+`},
+		{"empty username", "mqttsn.usernames.sensor-1", "not a username", `
+[mqttsn.usernames]
+sensor-1 = "" #<-
+`},
+		{"username of an id too long", "mqttsn.usernames.abcdefghijklmnopqrstuvwxyz", "23 octets", `
+[mqttsn]
+usernames = { abcdefghijklmnopqrstuvwxyz = "u" } #<-
+`},
+		{"negative unconnected rate", "mqttsn.unconnected_rate", "must not be negative", `
+[mqttsn]
+unconnected_rate = -1.0 #<-
+`},
+		{"unconnected burst", "mqttsn.unconnected_burst", "at least 1", `
+[mqttsn]
+unconnected_burst = 0 #<-
+`},
+		{"unconnected sources", "mqttsn.unconnected_sources", "at least 1", `
+[mqttsn]
+unconnected_sources = 0 #<-
+`},
+		{"udp allowed address", "mqttsn.udp[0].allow_addresses[1]", "neither an IP address nor a CIDR prefix", `
+[[mqttsn.udp]]
+allow_addresses = ["10.0.0.0/8", "10.0.0.0/40"] #<-
+`},
+		{"udp allowed client id", "mqttsn.udp[0].allow_client_ids[0]", "not a client id or pattern", `
+[[mqttsn.udp]]
+allow_client_ids = [""] #<-
+`},
+		{"serial allowed address", "serial[0].allow_addresses[0]", "not a node address", `
+[[serial]]
+device = "/dev/ttyUSB0"
+framing = "xbee"
+allow_addresses = ["node-7"] #<-
+`},
+		{"serial allowed address on the raw framing", "serial[0].allow_addresses[0]", "not for the raw framing", `
+[[serial]]
+device = "/dev/ttyUSB0"
+allow_addresses = ["00aa"] #<-
 `},
 		{"unknown serial key", "serial[0].parity", "unknown key", `
 [[serial]]
