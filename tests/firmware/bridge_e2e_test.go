@@ -1,0 +1,310 @@
+//go:build linux
+
+package firmware_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/outpost-gw/outpost/internal/ptytest"
+	"github.com/outpost-gw/outpost/mqttsn/client"
+	"github.com/outpost-gw/outpost/mqttsn/packet"
+	"github.com/outpost-gw/outpost/serialbus"
+)
+
+// The bridge board's firmware core, run on the host as bridge-host between
+// a pty to a real outpost (framing "bridge") and one pty per node (framing
+// "raw"), carries three nodes at once: two firmware example nodes
+// (firmware/examples/linux, the C MQTT-SN client) and the Go MQTT-SN client.
+// Every node publishes at QoS -1, 0, 1 and 2, which a real mosquitto_sub on
+// the LAN side gets; every node subscribes, and gets what mosquitto_pub
+// publishes; outpost's status.json shows the board's STATUS and each node's
+// RSSI and SNR as bridge-host reported them.
+func TestBridgeBoardEndToEnd(t *testing.T) {
+	root := bridgeRoot(t)
+	bridgePeer(t, "mosquitto_sub")
+	pub := bridgePeer(t, "mosquitto_pub")
+	mk := bridgePeer(t, "make")
+	bridgePeer(t, "cc")
+	dir := t.TempDir()
+
+	// Build outpost, bridge-host (with the sanitizers: a memory error ends
+	// it with a failure) and the serial example node.
+	outpostBin := filepath.Join(dir, "outpost")
+	bridgeRun(t, root, "go", "build", "-o", outpostBin, "./cmd/outpost")
+	bridgeRun(t, root, mk, "-s", "-C", "firmware/bridge", "-f", "bridge.mk", "bridge-host",
+		"BRIDGE_BUILD="+dir, "BRIDGE_HOST_CFLAGS=-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all")
+	hostBin := filepath.Join(dir, "bridge-host")
+	nodeBin := filepath.Join(dir, "mqttsn-serial-node")
+	bridgeRun(t, root, mk, "-s", "-C", "firmware", "BUILD="+dir, nodeBin)
+
+	usbMaster, usbPath := ptytest.Open(t)
+	aMaster, aPath := ptytest.Open(t)
+	bMaster, bPath := ptytest.Open(t)
+	gMaster, gPath := ptytest.Open(t)
+
+	// outpost with the board on the USB pty.
+	port := bridgeFreePort(t)
+	dataDir := filepath.Join(dir, "data")
+	cfg := fmt.Sprintf(`data_dir = %q
+
+[log]
+level = "debug"
+
+[broker]
+sys_interval = "0s"
+
+[[listener]]
+name = "lan"
+type = "tcp"
+address = "127.0.0.1:%d"
+allow_anonymous = true
+
+[mqttsn.predefined]
+5 = "sensors/temp"
+
+[[mqttsn.udp]]
+address = "127.0.0.1:0"
+
+[[serial]]
+name = "lora"
+device = %q
+framing = "bridge"
+allow_qos_minus1 = true
+`, dataDir, port, usbPath)
+	cfgFile := filepath.Join(dir, "outpost.toml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	op := bridgeStart(t, "outpost", nil, outpostBin, "run", "-c", cfgFile)
+	bridgeWaitTCP(t, op, fmt.Sprintf("127.0.0.1:%d", port))
+
+	// The board: its USB line and the nodes' ptys are the masters this
+	// test opened, passed as descriptors 3 to 6.
+	host := bridgeStart(t, "bridge-host", []*os.File{usbMaster, aMaster, bMaster, gMaster}, hostBin,
+		"--usb", "fd:3",
+		"--node", "0a0b=fd:4,rssi=-87,snr=25",
+		"--node", "0x0C0D=fd:5,rssi=-101,snr=-20",
+		"--node", "0e0f=fd:6,rssi=-60,snr=40",
+		"-v")
+
+	bridgeWaitStatus(t, dataDir, func(st *bridgeStatus) error {
+		if len(st.Serial) != 1 || st.Serial[0].Bridge == nil {
+			return fmt.Errorf("no STATUS from the board yet: %+v", st.Serial)
+		}
+		if b := st.Serial[0].Bridge; b.Firmware != "outpost-bridge-host 0.1.0" || b.Version != 1 || b.MaxDatagram != 255 {
+			return fmt.Errorf("board STATUS %+v", *b)
+		}
+		return nil
+	})
+
+	sub := bridgeSubscribe(t, port, "sensors/#", "sensors/probe")
+
+	// Uplink: both example nodes at once, each at QoS -1, 0, 1 and 2.
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for _, n := range []struct{ id, path string }{{"nodeA", aPath}, {"nodeB", bPath}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, q := range []int{-1, 0, 1, 2} {
+				msg := fmt.Sprintf("%s-q%d", n.id, q)
+				out, err := exec.Command(nodeBin, "-d", n.path, "-i", n.id, "-P", "5", "-q", strconv.Itoa(q), "-m", msg, "-x", "60").CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "published") {
+					errs <- fmt.Errorf("%s at QoS %d: %v\n%s", n.id, q, err, out)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	// QoS -1 arrives as QoS 0; the subscriber asked for 2, so each message
+	// comes at the QoS it was published at.
+	sub.expect(t,
+		"0 sensors/temp nodeA-q-1", "0 sensors/temp nodeA-q0", "1 sensors/temp nodeA-q1", "2 sensors/temp nodeA-q2",
+		"0 sensors/temp nodeB-q-1", "0 sensors/temp nodeB-q0", "1 sensors/temp nodeB-q1", "2 sensors/temp nodeB-q2")
+
+	// Downlink: both nodes subscribe (a wildcard, and a name) and get what
+	// mosquitto_pub publishes, at QoS 0, 1 and 2.
+	na := bridgeStart(t, "nodeA", nil, nodeBin, "-d", aPath, "-i", "nodeA", "-s", "cmd/nodeA/#", "-Q", "1", "-c", "2", "-x", "60")
+	nb := bridgeStart(t, "nodeB", nil, nodeBin, "-d", bPath, "-i", "nodeB", "-s", "cmd/nodeB/led", "-Q", "2", "-c", "1", "-x", "60")
+	isSubscribed := func(l string) bool { return strings.HasPrefix(l, "subscribed ") }
+	na.waitLine(t, "subscribed", isSubscribed)
+	nb.waitLine(t, "subscribed", isSubscribed)
+	bridgePublish(t, pub, port, "cmd/nodeA/led", "on", 1)
+	bridgePublish(t, pub, port, "cmd/nodeA/fan", "off", 0)
+	bridgePublish(t, pub, port, "cmd/nodeB/led", "blink", 2)
+	for _, c := range []struct {
+		p    *bridgeProc
+		want string
+	}{{na, "msg cmd/nodeA/led on"}, {na, "msg cmd/nodeA/fan off"}, {nb, "msg cmd/nodeB/led blink"}} {
+		c.p.waitLine(t, c.want, func(l string) bool { return l == c.want })
+	}
+	for _, p := range []*bridgeProc{na, nb} {
+		p.waitLine(t, "disconnected", func(l string) bool { return l == "disconnected" })
+		if err := p.wait(t); err != nil {
+			t.Fatalf("%s: %v", p.name, err)
+		}
+	}
+
+	// The Go MQTT-SN client as a third node, over its raw pty.
+	goNode(t, gPath, sub, pub, port)
+
+	// Each node's RSSI and SNR, as the board measured them, in outpost's status.
+	want := map[string][2]int{"0a0b": {-87, 25}, "0c0d": {-101, -20}, "0e0f": {-60, 40}}
+	bridgeWaitStatus(t, dataDir, func(st *bridgeStatus) error {
+		nodes := st.Serial[0].Nodes
+		for id, w := range want {
+			n, ok := nodes[id]
+			if !ok || int(n.RSSI) != w[0] || int(n.SNR) != w[1] || n.Frames == 0 {
+				return fmt.Errorf("node %s: %+v (present %v); want RSSI %d SNR %d", id, n, ok, w[0], w[1])
+			}
+		}
+		return nil
+	})
+
+	// The board lost nothing and saw no damaged frame; it exits cleanly
+	// (a sanitizer report would make the exit status 1).
+	if err := host.stop(t); err != nil {
+		t.Fatalf("bridge-host: %v", err)
+	}
+	counters := host.errs.String()
+	t.Logf("bridge-host: %s", counters[strings.LastIndex(counters, "bridge-host: usb"):])
+	for _, re := range []string{`errors checksum 0 framing 0 unknown 0`, `rx \d+ dropped 0`, `failed 0 \(`} {
+		if !regexp.MustCompile(re).MatchString(counters) {
+			t.Errorf("bridge-host counters do not match %q:\n%s", re, counters)
+		}
+	}
+	if m := regexp.MustCompile(`tx data (\d+) sent (\d+)`).FindStringSubmatch(counters); m == nil || m[1] != m[2] || m[1] == "0" {
+		t.Errorf("bridge-host did not send every TX_DATA: %v", m)
+	}
+}
+
+// goNode runs the Go MQTT-SN client (which speaks UDP) as node 0e0f: a relay
+// carries its datagrams to the node's pty in the raw framing and back.
+func goNode(t *testing.T, path string, sub *mosquittoSub, pub string, port int) {
+	t.Helper()
+	tty, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peer struct {
+		sync.Mutex
+		addr net.Addr
+	}
+	var wg sync.WaitGroup
+	relayErrs := make(chan error, 2)
+	wg.Add(2)
+	go func() { // client -> pty
+		defer wg.Done()
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := relay.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			peer.Lock()
+			peer.addr = from
+			peer.Unlock()
+			if _, err := tty.Write(buf[:n]); err != nil {
+				relayErrs <- fmt.Errorf("node pty write: %w", err)
+				return
+			}
+		}
+	}()
+	go func() { // pty -> client
+		defer wg.Done()
+		var dec serialbus.RawDecoder
+		buf := make([]byte, 2048)
+		for {
+			n, err := tty.Read(buf)
+			if err != nil {
+				return
+			}
+			for p := buf[:n]; len(p) > 0; {
+				pkt, k, err := dec.Next(p)
+				p = p[k:]
+				if err != nil {
+					relayErrs <- fmt.Errorf("raw framing from the board: %w", err)
+					continue
+				}
+				if pkt == nil {
+					continue
+				}
+				peer.Lock()
+				to := peer.addr
+				peer.Unlock()
+				if to != nil {
+					_, _ = relay.WriteTo(pkt, to)
+				}
+			}
+		}
+	}()
+	defer func() {
+		relay.Close()
+		tty.Close()
+		wg.Wait()
+		select {
+		case err := <-relayErrs:
+			t.Error(err)
+		default:
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), bridgeWait)
+	defer cancel()
+	c, err := client.New(client.Options{Addr: relay.LocalAddr().String(), ClientID: "gonode", CleanSession: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	temp := client.Topic{Predefined: 5}
+	if err := c.Publish(ctx, temp, packet.QoSMinus1, false, []byte("gonode-q-1")); err != nil {
+		t.Fatalf("QoS -1: %v", err)
+	}
+	if err := c.Connect(ctx); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	for _, q := range []packet.QoS{packet.QoS0, packet.QoS1, packet.QoS2} {
+		if err := c.Publish(ctx, temp, q, false, []byte(fmt.Sprintf("gonode-q%d", q))); err != nil {
+			t.Fatalf("QoS %d: %v", q, err)
+		}
+	}
+	sub.expect(t, "0 sensors/temp gonode-q-1", "0 sensors/temp gonode-q0", "1 sensors/temp gonode-q1", "2 sensors/temp gonode-q2")
+	if err := c.Subscribe(ctx, client.Topic{Name: "cmd/gonode/+"}, packet.QoS2); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	bridgePublish(t, pub, port, "cmd/gonode/led", "green", 2)
+	m, err := c.Receive(ctx)
+	if err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	if m.Topic != "cmd/gonode/led" || string(m.Payload) != "green" || m.QoS != packet.QoS2 {
+		t.Fatalf("got %s=%s at QoS %d; want cmd/gonode/led=green at QoS 2", m.Topic, m.Payload, m.QoS)
+	}
+	if err := c.Disconnect(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("disconnect: %v", err)
+	}
+}
