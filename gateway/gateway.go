@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"slices"
 	"sync/atomic"
 	"time"
-
-	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/outpost-gw/outpost/localbroker"
 	"github.com/outpost-gw/outpost/mqttsn"
@@ -51,6 +48,7 @@ type Gateway struct {
 	links      []*serialbus.Link
 	http       *httpServer // nil when [http] address is ""
 	stopping   atomic.Bool // set when the components start to stop
+	rl         reloadState // what Reload works with
 }
 
 // SetVersion records the build version reported by components ($SYS/broker/version).
@@ -159,6 +157,9 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 	}
 
 	g := newGateway(logger, comps)
+	if g.rl.cfg, err = cloneConfig(cfg); err != nil {
+		return nil, err
+	}
 	g.broker, g.store, g.bridges, g.spoolDir, g.brokerKV = b, store, bridges, sopts.Dir, brokerKV
 	g.mqttsn, g.links = sn, links
 	// Last: the status file, once everything it describes runs.
@@ -236,16 +237,6 @@ func (g *Gateway) HTTPAddr() net.Addr {
 type serialComponent struct{ *serialbus.Link }
 
 func (s serialComponent) Name() string { return "serial/" + s.Link.Name() }
-
-// Reload answers SIGHUP. Nothing can change without a restart yet: it says
-// so, and tells systemd the (empty) reload is done.
-func (g *Gateway) Reload() {
-	if os.Getenv("NOTIFY_SOCKET") != "" {
-		_, _ = daemon.SdNotify(false, daemon.SdNotifyReloading)
-		defer daemon.SdNotify(false, daemon.SdNotifyReady)
-	}
-	g.log.Warn("reload requested (SIGHUP): configuration changes take effect on restart; nothing reloaded")
-}
 
 // Ready is closed once every component has started and is ready.
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }

@@ -115,7 +115,14 @@ const runHelp = `Usage: outpost run [-c FILE]
 
 Runs the gateway until SIGINT or SIGTERM. Without -c it runs on the embedded
 defaults: an MQTT broker on :1883 that accepts anonymous clients, with its
-data in ./outpost-data. Logs go to the standard error.
+data in ./outpost-data. Logs go to the standard error, or to journald as
+structured entries when outpost runs as a systemd service.
+
+SIGHUP reads the config FILE again and applies, without a restart, [log]
+level, the listeners' allow_anonymous, password_file and acl_file (their
+files are read again), and each uplink's [[uplink.rule]] list; it logs the
+other changed keys as needing a restart. An invalid file changes nothing: the
+error is logged and the gateway runs on.
 
 On the first SIGINT or SIGTERM the gateway stops gracefully, component by
 component in reverse start order. On shutdown the broker disconnects clients
@@ -144,12 +151,14 @@ func cmdRun(args []string, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	log := gateway.NewLogger(cfg.Log, stderr)
+	logging := gateway.NewLogging(cfg.Log, stderr)
+	log := logging.Logger
 	gw, err := gateway.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
+	gw.SetReload(*file, logging.Level)
 
 	// Every signal reaches both channels. sigs counts them: the first one
 	// also cancels ctx, a second one ends the process at once.
@@ -160,10 +169,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	defer stop()
 
 	gateway.SetVersion(version)
-	log.Info("outpost starting", "version", version, "config", cmp.Or(*file, "embedded defaults"))
+	log.Info("outpost starting", "version", version, "config", cmp.Or(*file, "embedded defaults"), "journald", logging.Journal)
 	done := make(chan error, 1)
 	go func() { done <- gw.Run(ctx) }()
-	// SIGHUP (systemctl reload) must not end the process.
+	// SIGHUP (systemctl reload) reloads the config; it must not end the
+	// process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -141,8 +141,18 @@ address = "127.0.0.1:0"
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return execOutpost(t, file, addr)
+}
+
+// execOutpost runs `outpost run -c file`, with env added to the test's
+// environment, and waits until addr accepts connections.
+func execOutpost(t *testing.T, file, addr string, env ...string) *outpost {
+	t.Helper()
 	o := &outpost{t: t, addr: addr, logs: &lockedBuffer{}, done: make(chan struct{})}
 	o.cmd = exec.Command(outpostBin, "run", "-c", file)
+	if len(env) > 0 {
+		o.cmd.Env = append(os.Environ(), env...)
+	}
 	o.cmd.Stdout = o.logs
 	o.cmd.Stderr = o.logs
 	if err := o.cmd.Start(); err != nil {

@@ -53,8 +53,15 @@ type proc struct {
 // the test ends if it is still running.
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	return startProcStdin(t, nil, name, args...)
+}
+
+// startProcStdin is startProc with the process's standard input (nil: none).
+func startProcStdin(t *testing.T, stdin io.Reader, name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, name: filepath.Base(name), lines: make(chan string, 4096), done: make(chan struct{})}
 	p.cmd = exec.Command(name, args...)
+	p.cmd.Stdin = stdin
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
 	if err := p.cmd.Start(); err != nil {
