@@ -8,6 +8,7 @@
  */
 #include "mqttsn.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* Flags octet, MQTT-SN 1.2 §5.3.4 Table 4. */
@@ -449,7 +450,7 @@ int mqttsn_encode(const mqttsn_msg_t *m, uint8_t *buf, size_t cap)
 	int err = precheck(m);
 	if (err != 0)
 		return err;
-	if (total > cap || n + 4 > 0xFFFF || total > 0x7FFF)
+	if (total > cap || n + 4 > 0xFFFF || total > (size_t)INT_MAX)
 		return MQTTSN_ERR_TOO_LARGE;
 	if (m->encapsulated) { /* §5.5 Table 28 */
 		*p++ = (uint8_t)(3 + m->node_id_len);
