@@ -31,7 +31,7 @@ func (h *HTTPConfig) resolvePaths(abs func(*string)) {
 
 func (h *HTTPConfig) validate(p *problems) {
 	if h.Address != "" {
-		checkHostPort(p, "http.address", h.Address, `"127.0.0.1:9100"`)
+		checkHostPort(p, "http.address", h.Address, `"127.0.0.1:9883"`)
 	}
 	if h.PasswordFile != "" && checkFile(p, "http.password_file", h.PasswordFile) {
 		if pw, err := auth.LoadPasswordFile(h.PasswordFile); err != nil {

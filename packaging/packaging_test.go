@@ -665,6 +665,7 @@ func TestDefaultConfig(t *testing.T) {
 		`address = ":1883"`,
 		`type = "tcp"`,
 		`allow_anonymous = true`,
+		"[http]\naddress = \":9883\"", // metrics and the status page on the LAN
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("outpost check -c packaging/outpost.toml: no %s in\n%s", want, out)
