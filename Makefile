@@ -22,7 +22,7 @@ CROSS_LDFLAGS := -s -w $(LDFLAGS)
 DEB_ARCHES ?= arm64 armhf amd64
 DEB_DIR    ?= dist
 
-.PHONY: help build run test peers fmt-check vet bench bench-broker bench-spool bench-uplink bench-mqttsn soak-uplink fuzz cross deb lint clean
+.PHONY: help build run test peers fmt-check vet bench bench-broker bench-spool bench-uplink bench-mqttsn soak-uplink fuzz cross deb lint clean firmware-test firmware-size
 
 help:
 	@echo "make build      build $(BIN)/outpost ($(VERSION))"
@@ -34,7 +34,9 @@ help:
 	@echo "make bench-uplink  drain of a 100k backlog and kill -9 of the edge, beside mosquitto's bridge"
 	@echo "make bench-mqttsn  100 and 1000 MQTT-SN UDP clients at QoS 0/1 through outpost: msgs/s, p50/p99, RSS"
 	@echo "make soak-uplink   the store-and-forward tests of tests/blackbox with 100000 messages"
-	@echo "make fuzz       run every Fuzz target for FUZZTIME (now $(FUZZTIME))"
+	@echo "make fuzz       run every Fuzz target for FUZZTIME (now $(FUZZTIME)), and the firmware's C decoder fuzzer"
+	@echo "make firmware-test  the firmware's C tests (make -C firmware test: gcc and clang, ASan+UBSan); part of make test"
+	@echo "make firmware-size  the MQTT-SN client's Cortex-M0+ flash and RAM (make -C firmware size)"
 	@echo "make cross      static builds for linux/arm64, arm v7 and arm v6 into $(BIN)/"
 	@echo "make deb        .deb packages for $(DEB_ARCHES) into $(DEB_DIR)/ (armhf is ARMv6: every Pi)"
 	@echo "make lint       gofmt check, go vet, and staticcheck when it is installed"
@@ -48,7 +50,7 @@ run: build
 
 # Debian installs the mosquitto broker in /usr/sbin, which is not on every
 # user's PATH; the tests look their peers up on PATH.
-test: peers fmt-check vet
+test: peers fmt-check vet firmware-test
 	PATH="$$PATH:/usr/sbin:/sbin" $(GO) test -race -count=1 -timeout 9m ./...
 
 peers:
@@ -84,6 +86,15 @@ soak-uplink:
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+	$(MAKE) -C firmware fuzz FUZZTIME=$(FUZZTIME)
+
+# The C side (firmware/): host tests of the MQTT-SN client library and the
+# bridge board core against the shared fixtures, and the Cortex-M0+ footprint.
+firmware-test:
+	$(MAKE) -C firmware test
+
+firmware-size:
+	$(MAKE) -C firmware size
 
 # `go build ./...` first compiles every package for the target, so 32-bit
 # trouble in a package that the binary does not use yet shows up too.
