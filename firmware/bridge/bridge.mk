@@ -61,18 +61,28 @@ $(BRIDGE_BUILD)/bridge-host: $(BRIDGE_DIR)/host/bridge_host.c $(BRIDGE_CORE_SRC)
 	$(BRIDGE_HOST_CC) $(BRIDGE_WARN) $(BRIDGE_HOST_CFLAGS) -I$(BRIDGE_DIR)/core -o $@ $(BRIDGE_DIR)/host/bridge_host.c $(BRIDGE_CORE_SRC)
 
 # Cortex-M0+ is the size that counts; M4 shows it builds there too. The
-# bridge state (queues and buffers) is the application's: sizeof(bridge)
+# objects are sized alone, then linked into a minimal program with
+# newlib-nano and --gc-sections, with and without the core: the difference
+# counts what the core pulls from libc and libgcc (memcpy, 64-bit division).
+# The bridge state (queues and buffers) is the application's: sizeof(bridge)
 # is the .bss of size_state.c.
 BRIDGE_ARM_FLAGS := $(BRIDGE_WARN) -Os -mthumb -ffunction-sections -fdata-sections -I$(BRIDGE_DIR)/core
+BRIDGE_ARM_LINK := --specs=nano.specs --specs=nosys.specs -Wl,--gc-sections
 bridge-size: | $(BRIDGE_BUILD)
 	@set -e; for cpu in cortex-m0plus cortex-m4; do \
 	  for src in $(BRIDGE_CORE_SRC) $(BRIDGE_DIR)/test/size_state.c; do \
 	    $(BRIDGE_ARM_CC) $(BRIDGE_ARM_FLAGS) -mcpu=$$cpu -c $$src -o $(BRIDGE_BUILD)/$$cpu-$$(basename $$src .c).o; \
 	  done; \
 	done
-	@echo "bridge core, arm-none-eabi-gcc -Os -mcpu=cortex-m0plus -mthumb (.text = flash; state = .bss of size_state):"
+	@$(BRIDGE_ARM_CC) $(BRIDGE_ARM_FLAGS) -mcpu=cortex-m0plus $(BRIDGE_ARM_LINK) -o $(BRIDGE_BUILD)/size-core.elf \
+	  $(BRIDGE_DIR)/test/size_main.c $(BRIDGE_CORE_SRC)
+	@$(BRIDGE_ARM_CC) $(BRIDGE_ARM_FLAGS) -mcpu=cortex-m0plus $(BRIDGE_ARM_LINK) -DBRIDGE_SIZE_EMPTY \
+	  -o $(BRIDGE_BUILD)/size-empty.elf $(BRIDGE_DIR)/test/size_main.c
+	@echo "bridge core objects, arm-none-eabi-gcc -Os -mcpu=cortex-m0plus -mthumb (state = .bss of size_state):"
 	@$(BRIDGE_ARM_SIZE) -t $(BRIDGE_BUILD)/cortex-m0plus-bridge_frame.o $(BRIDGE_BUILD)/cortex-m0plus-bridge.o $(BRIDGE_BUILD)/cortex-m0plus-size_state.o
-	@echo "bridge core, cortex-m4:"
+	@$(BRIDGE_ARM_SIZE) $(BRIDGE_BUILD)/size-core.elf $(BRIDGE_BUILD)/size-empty.elf | awk \
+	  'NR == 2 { t = $$1; r = $$2 + $$3 } NR == 3 { printf "bridge core linked (cortex-m0plus, newlib-nano): flash %d B, RAM %d B\n", t - $$1, r - $$2 - $$3 }'
+	@echo "bridge core objects, cortex-m4:"
 	@$(BRIDGE_ARM_SIZE) -t $(BRIDGE_BUILD)/cortex-m4-bridge_frame.o $(BRIDGE_BUILD)/cortex-m4-bridge.o | tail -1
 
 # libFuzzer; the seeds are the golden streams, after the target's two
