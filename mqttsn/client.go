@@ -26,8 +26,15 @@ const (
 	stGone  // disconnected or lost, removed
 )
 
-// maxInbox bounds the datagrams waiting for one client's worker.
-const maxInbox = 64
+// maxInbox bounds the datagrams waiting for one client's worker: room for a
+// device that sends a burst (a QoS 0 series, a batch after waking) while
+// the workers are busy; maxInboxTotal bounds them for all clients together
+// (some hundred bytes each, so a few tens of MiB at most). A datagram beyond
+// either is dropped and counted (Stats.InboxFull).
+const (
+	maxInbox      = 256
+	maxInboxTotal = 1 << 16
+)
 
 // maxInQoS2 bounds the QoS 2 message ids awaiting PUBREL per client; a
 // client has only one QoS 1/2 PUBLISH outstanding (§6.6).
@@ -165,13 +172,14 @@ func (c *client) enqueue(it inItem) {
 		c.qmu.Unlock()
 		return
 	}
-	if len(c.inbox) >= maxInbox {
+	if len(c.inbox) >= maxInbox || c.g.st.inboxLen.Load() >= maxInboxTotal {
 		c.qmu.Unlock()
 		c.g.st.inboxFull.Add(1)
 		c.g.warnLimited("inbox", "client too far behind, datagram dropped", "client_id", c.id)
 		return
 	}
 	c.inbox = append(c.inbox, it)
+	c.g.st.inboxLen.Add(1)
 	sched := !c.queued
 	c.queued = true
 	c.qmu.Unlock()
@@ -212,6 +220,7 @@ func (c *client) run() {
 		in, arr := c.inbox, c.arrived
 		c.inbox, c.arrived, c.arrivedQ0 = nil, nil, 0
 		c.qmu.Unlock()
+		c.g.st.inboxLen.Add(-int64(len(in)))
 
 		c.step(in, arr, time.Now())
 
@@ -1251,6 +1260,7 @@ func (c *client) remove() {
 	left := c.inbox
 	c.inbox, c.arrived = nil, nil
 	c.qmu.Unlock()
+	g.st.inboxLen.Add(-int64(len(left)))
 	g.mu.Unlock()
 	g.timers.set(c, time.Time{})
 	if evicted != "" {

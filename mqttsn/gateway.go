@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"sync"
@@ -133,6 +134,7 @@ type counters struct {
 	publishIn, publishOut, qosMinus1, retransmissions, lost  atomic.Int64
 	dropped, tooLarge, sendErrors, refused                   atomic.Int64
 	denied, rateLimited, notAuthorized, storeErrors          atomic.Int64
+	socketDrops, inboxLen                                    atomic.Int64
 }
 
 // Stats is a snapshot of the gateway's counters.
@@ -146,6 +148,7 @@ type Stats struct {
 	Malformed    int64 // datagrams that failed to decode, dropped
 	Unknown      int64 // messages from an address without a session
 	InboxFull    int64 // datagrams dropped because their client was too far behind
+	SocketDrops  int64 // datagrams the kernel dropped: a UDP socket's receive buffer was full (Linux)
 
 	PublishIn       int64 // PUBLISH from clients taken by the broker (QoS -1 included)
 	PublishOut      int64 // PUBLISH to clients done (QoS 0 sent, QoS 1 acknowledged, QoS 2 received)
@@ -239,6 +242,7 @@ func (g *Gateway) Stats() Stats {
 		Malformed:       g.st.malformed.Load(),
 		Unknown:         g.st.unknown.Load(),
 		InboxFull:       g.st.inboxFull.Load(),
+		SocketDrops:     g.st.socketDrops.Load(),
 		PublishIn:       g.st.publishIn.Load(),
 		PublishOut:      g.st.publishOut.Load(),
 		QoSMinus1:       g.st.qosMinus1.Load(),
@@ -340,7 +344,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) open(ctx context.Context) error {
 	for _, tr := range g.trs {
 		if tr.conn == nil {
-			lc := net.ListenConfig{Control: setBroadcast}
+			lc := net.ListenConfig{Control: setSockopts}
 			c, err := lc.ListenPacket(ctx, "udp", tr.opts.Addr)
 			if err != nil {
 				return fmt.Errorf("mqttsn: transport %q: %w", tr.opts.Name, err)
@@ -384,8 +388,30 @@ func (g *Gateway) closeTransports() {
 // read is a transport's reader goroutine.
 func (g *Gateway) read(ctx context.Context, tr *transport) {
 	buf := make([]byte, packet.MaxLen+3+packet.MaxNodeIDLen)
+	readFrom := tr.conn.ReadFrom
+	if u, ok := tr.conn.(*net.UDPConn); ok && tr.owned && oobSize > 0 {
+		// With the kernel's count of the datagrams it dropped for lack of
+		// room in the socket's buffer.
+		oob := make([]byte, oobSize)
+		var last uint32
+		readFrom = func(b []byte) (int, net.Addr, error) {
+			n, oobn, _, ap, err := u.ReadMsgUDPAddrPort(b, oob)
+			if err != nil {
+				return n, nil, err
+			}
+			if c, ok := dropCount(oob[:oobn]); ok && c != last {
+				g.st.socketDrops.Add(int64(c - last))
+				last = c
+				g.warnLimited("socketdrops", "datagrams dropped by the kernel: the socket's receive buffer was full",
+					"transport", tr.opts.Name, "dropped_total", c)
+			}
+			// An IPv4 client of a dual-stack socket is written as
+			// IPv4, as ReadFrom does.
+			return n, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())), nil
+		}
+	}
 	for {
-		n, addr, err := tr.conn.ReadFrom(buf)
+		n, addr, err := readFrom(buf)
 		if err == nil && addr != nil {
 			g.dispatch(tr, addr, buf[:n])
 			continue

@@ -4,5 +4,5 @@ package mqttsn
 
 import "syscall"
 
-// setBroadcast does nothing where SO_BROADCAST is not set the unix way.
-func setBroadcast(_, _ string, _ syscall.RawConn) error { return nil }
+// setSockopts does nothing where socket options are not set the unix way.
+func setSockopts(_, _ string, _ syscall.RawConn) error { return nil }
