@@ -29,7 +29,8 @@ static void usage(void)
 		"usage: node %s [-i CLIENTID] [-k KEEPALIVE]\n"
 		"  publish:   (-t TOPIC | -T SHORT | -P PREDEFINED_ID) [-q QOS(-1..2)] [-m MSG] [-n COUNT] [-r]\n"
 		"  subscribe: -s TOPIC [-Q QOS] [-c COUNT]   (TOPIC may hold wildcards; 2 chars: short name)\n"
-		"  sleep:     -S SECONDS [-W CYCLES] [-w MS]  (-w -1: wake on each line on stdin)\n"
+		"  sleep:     -S SECONDS [-W CYCLES(0: no limit)] [-w MS] (-w -1: wake on each line read from\n"
+		"             fd -I FD, default 0, until its end)\n"
 		"  will:      -u WILLTOPIC -U WILLMSG;  encapsulate: -E NODEID_HEX;  -D: SEARCHGW;  -x TIMEOUT_S\n",
 		node_transport_usage);
 	exit(2);
@@ -148,17 +149,23 @@ static void await(int ev, const char *what)
 			fail(what);                         \
 	} while (0)
 
-/* wait_stdin waits for a line on stdin; 0 at its end. */
-static int wait_stdin(void)
+/* wait_line runs the client until a line arrives on wake_fd; 0 at its end. */
+static int wake_fd;
+static int wait_line(void)
 {
-	char line[64];
 	for (;;) {
-		struct pollfd p[2] = {{fd, POLLIN, 0}, {0, POLLIN, 0}};
+		struct pollfd p[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+		char ch;
 		(void)poll(p, 2, 10);
 		if (mqttsn_client_poll(&client, now_ms()) != MQTTSN_OK)
 			fail("transport");
-		if (p[1].revents)
-			return fgets(line, sizeof line, stdin) != NULL;
+		while (p[1].revents) {
+			ssize_t n = read(wake_fd, &ch, 1);
+			if (n <= 0)
+				return 0;
+			if (ch == '\n')
+				return 1;
+		}
 	}
 }
 
@@ -184,7 +191,7 @@ int main(int argc, char **argv)
 	cfg.t_retry_ms = 2000;
 	cfg.n_retry = 5;
 	deadline = 30;
-	while ((opt = getopt(argc, argv, "g:d:b:i:k:t:T:P:q:m:n:rs:Q:c:S:W:w:u:U:E:Dx:")) != -1) {
+	while ((opt = getopt(argc, argv, "g:d:b:i:k:t:T:P:q:m:n:rs:Q:c:S:W:w:I:u:U:E:Dx:")) != -1) {
 		switch (opt) {
 		case 'g': case 'd': spec = optarg; break;
 		case 'b': baud = atoi(optarg); break;
@@ -207,6 +214,7 @@ int main(int argc, char **argv)
 		case 'S': sleep_s = atoi(optarg); break;
 		case 'W': cycles = atoi(optarg); break;
 		case 'w': wake_ms = atoi(optarg); break;
+		case 'I': wake_fd = atoi(optarg); break;
 		case 'u': cfg.will_topic = optarg; break;
 		case 'U': cfg.will_msg = (const uint8_t *)optarg, cfg.will_msg_len = (uint16_t)strlen(optarg); break;
 		case 'E': {
@@ -298,7 +306,7 @@ int main(int argc, char **argv)
 		await(MQTTSN_EV_ASLEEP, "sleep");
 		for (i = 0; cycles == 0 || i < cycles; i++) {
 			if (wake_ms < 0) {
-				if (!wait_stdin())
+				if (!wait_line())
 					break;
 			} else {
 				uint32_t until = now_ms() + (uint32_t)wake_ms;
