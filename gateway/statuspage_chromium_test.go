@@ -89,28 +89,17 @@ func TestStatusPageInChromium(t *testing.T) {
 type browser struct {
 	cmd    *exec.Cmd
 	conn   *websocket.Conn
-	stderr *lockedBuffer
+	stderr *syncWriter // into a bytes.Buffer
 	mu     sync.Mutex
 	nextID int
 	closed bool
 }
 
-// lockedBuffer collects chromium's stderr for the failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+// log returns what chromium wrote to its stderr, for failure messages.
+func (b *browser) log() string {
+	b.stderr.mu.Lock()
+	defer b.stderr.mu.Unlock()
+	return b.stderr.w.(*bytes.Buffer).String()
 }
 
 // startChromium starts chromium headless in its own process group with a
@@ -118,7 +107,7 @@ func (l *lockedBuffer) String() string {
 func startChromium(t *testing.T, bin string) *browser {
 	t.Helper()
 	profile := t.TempDir()
-	b := &browser{stderr: &lockedBuffer{}}
+	b := &browser{stderr: &syncWriter{w: new(bytes.Buffer)}}
 	b.cmd = exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-dev-shm-usage", "--window-size=1280,900", "--remote-debugging-address=127.0.0.1",
@@ -149,11 +138,11 @@ func startChromium(t *testing.T, bin string) *browser {
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Fatalf("chromium exited (%v) before it served DevTools:\n%s", err, b.stderr)
+			t.Fatalf("chromium exited (%v) before it served DevTools:\n%s", err, b.log())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("chromium wrote no DevToolsActivePort within 30s:\n%s", b.stderr)
+			t.Fatalf("chromium wrote no DevToolsActivePort within 30s:\n%s", b.log())
 		}
 	}
 	if _, err := strconv.Atoi(port); err != nil {
@@ -182,7 +171,7 @@ type cdpError struct {
 func (b *browser) call(t *testing.T, session, method string, params any, result any) {
 	t.Helper()
 	if err := b.do(session, method, params, result); err != nil {
-		t.Fatalf("%s: %v\nchromium's log:\n%s", method, err, b.stderr)
+		t.Fatalf("%s: %v\nchromium's log:\n%s", method, err, b.log())
 	}
 }
 
