@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -24,6 +25,18 @@ type reloadState struct {
 	cfg   *Config        // in force: New's, with the reloaded keys applied
 	path  string         // the config file; "" means the embedded defaults
 	level *slog.LevelVar // [log] level; nil: the level is not reloadable
+	// note is what the periodic STATUS line keeps saying after a reload
+	// that left keys needing a restart or that failed; "" when none.
+	note atomic.Pointer[string]
+}
+
+// reloadNote is the end of the STATUS line while the last reload left
+// something for a restart: "; <the reload's status>".
+func (g *Gateway) reloadNote() string {
+	if n := g.rl.note.Load(); n != nil && *n != "" {
+		return "; " + *n
+	}
+	return ""
 }
 
 // SetReload tells Reload which config file to read again (outpost run's
@@ -107,6 +120,11 @@ func (g *Gateway) Reload() ReloadResult {
 	default:
 		g.log.Info("config reloaded", "applied", r.Applied, "disconnected", r.Disconnected)
 	}
+	note := ""
+	if r.Err != nil || len(r.Restart) > 0 {
+		note = time.Now().Format("15:04:05") + " " + r.Status()
+	}
+	g.rl.note.Store(&note)
 	if notify {
 		g.sdNotify(daemon.SdNotifyReady + "\nSTATUS=" + r.Status())
 	}

@@ -152,4 +152,8 @@ func TestReloadNotifiesAndApplies(t *testing.T) {
 	if r := g.Reload(); r.Err != nil || len(r.Applied) != 0 || !slices.Equal(r.Restart, []string{"listener[0].address"}) {
 		t.Fatalf("second Reload = %+v", r)
 	}
+	// The periodic STATUS line keeps saying so until a restart.
+	if s := g.statusLine(); !strings.Contains(s, "spool depth 0; ") || !strings.HasSuffix(s, "restart needed for listener[0].address") {
+		t.Errorf("status line %q", s)
+	}
 }

@@ -134,5 +134,5 @@ func (g *Gateway) statusLine() string {
 		depth += bs.Depth
 	}
 	return fmt.Sprintf("%d clients, uplinks %d/%d online, spool depth %d",
-		st.ClientsConnected, online, len(g.bridges), depth)
+		st.ClientsConnected, online, len(g.bridges), depth) + g.reloadNote()
 }
