@@ -1,0 +1,232 @@
+//go:build linux
+
+package firmware_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/outpost-gw/outpost/internal/ptytest"
+)
+
+// The Linux example nodes of firmware/examples/linux (the C MQTT-SN client
+// library over UDP, and over a serial line in the raw framing) against a
+// real outpost: each publishes at QoS -1, 0, 1 and 2, which a real
+// mosquitto_sub on the LAN side gets; subscribes to a wildcard and gets what
+// mosquitto_pub publishes (through the gateway's REGISTER); sleeps, and gets
+// what was published while it slept when it wakes; and leaves a will that
+// the gateway publishes when the node dies.
+func TestExampleNodesEndToEnd(t *testing.T) {
+	root := bridgeRoot(t)
+	bridgePeer(t, "mosquitto_sub")
+	pub := bridgePeer(t, "mosquitto_pub")
+	mk := bridgePeer(t, "make")
+	bridgePeer(t, "cc")
+	dir := t.TempDir()
+
+	outpostBin := filepath.Join(dir, "outpost")
+	bridgeRun(t, root, "go", "build", "-o", outpostBin, "./cmd/outpost")
+	bridgeRun(t, root, mk, "-s", "-C", "firmware", "BUILD="+dir, "examples")
+
+	// The serial line: the node opens one pty, outpost the other, and the
+	// test copies the bytes between their masters, as a cable would.
+	nodeTTY, gwTTY := ptyCable(t)
+	udpPort := freeUDPPort(t)
+	port := bridgeFreePort(t)
+	cfg := fmt.Sprintf(`data_dir = %q
+
+[log]
+level = "debug"
+
+[broker]
+sys_interval = "0s"
+
+[[listener]]
+name = "lan"
+type = "tcp"
+address = "127.0.0.1:%d"
+allow_anonymous = true
+
+[mqttsn.predefined]
+5 = "fw/pre"
+
+[[mqttsn.udp]]
+address = "127.0.0.1:%d"
+allow_qos_minus1 = true
+
+[[serial]]
+name = "uart"
+device = %q
+framing = "raw"
+allow_qos_minus1 = true
+`, filepath.Join(dir, "data"), port, udpPort, gwTTY)
+	file := filepath.Join(dir, "outpost.toml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := bridgeStart(t, "outpost", nil, outpostBin, "run", "-c", file)
+	bridgeWaitTCP(t, gw, fmt.Sprintf("127.0.0.1:%d", port))
+	sub := bridgeSubscribe(t, port, "fw/#", "fw/probe")
+
+	links := []struct {
+		name, bin string
+		args      []string
+	}{
+		{"udp", filepath.Join(dir, "mqttsn-udp-node"), []string{"-g", fmt.Sprintf("127.0.0.1:%d", udpPort)}},
+		{"serial", filepath.Join(dir, "mqttsn-serial-node"), []string{"-d", nodeTTY}},
+	}
+	for _, l := range links {
+		node := func(name string, args ...string) []string {
+			return append(append(append([]string(nil), l.args...), "-i", "fw-"+l.name+"-"+name, "-x", "60"), args...)
+		}
+		t.Run(l.name, func(t *testing.T) {
+			t.Run("publish", func(t *testing.T) {
+				var want []string
+				for q := -1; q <= 2; q++ {
+					msg := fmt.Sprintf("%s-qos%d", l.name, q)
+					args := node(fmt.Sprintf("q%d", q+1), "-q", strconv.Itoa(q), "-m", msg)
+					topic := fmt.Sprintf("fw/%s/q%d", l.name, q)
+					if q == -1 {
+						// §6.8: QoS -1 needs a pre-defined id (or a short name)
+						args, topic = append(args, "-P", "5"), "fw/pre"
+					} else {
+						args = append(args, "-t", topic)
+					}
+					p := bridgeStart(t, msg, nil, l.bin, args...)
+					if err := p.wait(t); err != nil {
+						t.Fatalf("%s: %v", msg, err)
+					}
+					if !strings.Contains(p.out.String(), "published") {
+						t.Fatalf("%s printed no published line", msg)
+					}
+					// QoS -1 reaches the broker as QoS 0
+					want = append(want, fmt.Sprintf("%d %s %s", max(q, 0), topic, msg))
+				}
+				sub.expect(t, want...)
+			})
+
+			t.Run("subscribe", func(t *testing.T) {
+				topic := "cmd/fw-" + l.name + "/led"
+				p := bridgeStart(t, "sub", nil, l.bin, node("sub", "-s", "cmd/fw-"+l.name+"/+", "-Q", "1", "-c", "2")...)
+				p.waitLine(t, "subscribed", func(s string) bool { return strings.HasPrefix(s, "subscribed ") })
+				bridgePublish(t, pub, port, topic, "on", 1)
+				bridgePublish(t, pub, port, topic, "off", 2)
+				p.waitLine(t, "on", func(s string) bool { return s == "msg "+topic+" on" })
+				p.waitLine(t, "off", func(s string) bool { return s == "msg "+topic+" off" })
+				if err := p.wait(t); err != nil {
+					t.Fatalf("node: %v", err)
+				}
+			})
+
+			t.Run("sleep", func(t *testing.T) {
+				topic := "cmd/fw-" + l.name + "/sleep"
+				wake, trigger, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer trigger.Close()
+				p := bridgeStart(t, "sleeper", []*os.File{wake}, l.bin,
+					node("sleep", "-s", topic, "-Q", "1", "-S", "60", "-W", "0", "-w", "-1", "-I", "3")...)
+				wake.Close()
+				p.waitLine(t, "asleep", func(s string) bool { return s == "asleep" })
+				bridgePublish(t, pub, port, topic, "while-asleep", 1)
+				// Wake until the buffered message arrives: the gateway
+				// may take it a moment after mosquitto_pub returns.
+				deadline := time.Now().Add(bridgeWait)
+				for cycles := 1; !contains(p.out.snapshot(), "msg "+topic+" while-asleep"); cycles++ {
+					if time.Now().After(deadline) {
+						t.Fatal("the node never got the message published while it slept")
+					}
+					if _, err := io.WriteString(trigger, "\n"); err != nil {
+						t.Fatal(err)
+					}
+					p.waitLine(t, "wake-done", func(string) bool { return count(p.out.snapshot(), "wake-done") >= cycles })
+				}
+				trigger.Close() // no more wakes: the node disconnects
+				if err := p.wait(t); err != nil {
+					t.Fatalf("node: %v", err)
+				}
+				// §6.14: delivered while awake, after sleeping, before the PINGRESP
+				lines := p.out.snapshot()
+				asleep, msg := index(lines, "asleep"), index(lines, "msg "+topic+" while-asleep")
+				done := -1
+				for i := msg + 1; i < len(lines); i++ {
+					if lines[i] == "wake-done" {
+						done = i
+						break
+					}
+				}
+				if !(asleep >= 0 && asleep < msg && msg < done) || count(lines, "msg "+topic+" while-asleep") != 1 {
+					t.Fatalf("want asleep, then the message once, then wake-done; got %q", lines)
+				}
+			})
+
+			t.Run("will", func(t *testing.T) {
+				topic := "fw/will/" + l.name
+				p := bridgeStart(t, "will", nil, l.bin,
+					node("will", "-k", "2", "-u", topic, "-U", "gone", "-s", "cmd/fw-"+l.name+"/none", "-c", "1")...)
+				p.waitLine(t, "subscribed", func(s string) bool { return strings.HasPrefix(s, "subscribed ") })
+				_ = p.cmd.Process.Kill() // the node dies without DISCONNECT
+				sub.expect(t, "0 "+topic+" gone")
+			})
+		})
+	}
+}
+
+func contains(lines []string, s string) bool { return index(lines, s) >= 0 }
+
+func index(lines []string, s string) int {
+	for i, l := range lines {
+		if l == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func count(lines []string, s string) int {
+	n := 0
+	for _, l := range lines {
+		if l == s {
+			n++
+		}
+	}
+	return n
+}
+
+// freeUDPPort returns a loopback UDP port that was free a moment ago.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// ptyCable opens two pty pairs and copies between their masters in both
+// directions; it returns the two slave paths, the ends of the cable.
+func ptyCable(t *testing.T) (string, string) {
+	t.Helper()
+	am, a := ptytest.Open(t)
+	bm, b := ptytest.Open(t)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _, _ = io.Copy(bm, am) }()
+	go func() { defer wg.Done(); _, _ = io.Copy(am, bm) }()
+	t.Cleanup(func() {
+		am.Close()
+		bm.Close()
+		wg.Wait()
+	})
+	return a, b
+}
