@@ -156,17 +156,39 @@ allow_qos_minus1 = true
 		p    *bridgeProc
 		want string
 	}{{na, "msg cmd/nodeA/led on"}, {na, "msg cmd/nodeA/fan off"}, {nb, "msg cmd/nodeB/led blink"}} {
-		c.p.waitLine(t, c.want, func(l string) bool { return l == c.want })
+		c.p.waitLine(t, c.want, bridgeIs(c.want))
 	}
 	for _, p := range []*bridgeProc{na, nb} {
-		p.waitLine(t, "disconnected", func(l string) bool { return l == "disconnected" })
+		p.waitLine(t, "disconnected", bridgeIs("disconnected"))
 		if err := p.wait(t); err != nil {
 			t.Fatalf("%s: %v", p.name, err)
 		}
 	}
 
+	// Sleep (MQTT-SN 1.2 §6.14): node B sleeps; a message for it waits in
+	// outpost and comes over the board when the node wakes with PINGREQ,
+	// before the PINGRESP.
+	ns := bridgeStart(t, "nodeB-sleep", nil, nodeBin, "-d", bPath, "-i", "nodeB", "-s", "cmd/nodeB/wake", "-Q", "1",
+		"-S", "300", "-W", "1", "-w", "-1", "-x", "60")
+	ns.waitLine(t, "asleep", bridgeIs("asleep"))
+	bridgePublish(t, pub, port, "cmd/nodeB/wake", "while-asleep", 1)
+	if n := len(ns.out.snapshot()); ns.out.snapshot()[n-1] != "asleep" {
+		t.Fatalf("the sleeping node printed %q", ns.out.snapshot()[n-1])
+	}
+	if _, err := ns.in.Write([]byte("wake\n")); err != nil {
+		t.Fatal(err)
+	}
+	got := ns.waitLine(t, "the buffered message", bridgeIs("msg cmd/nodeB/wake while-asleep"))
+	if woke := ns.waitLine(t, "wake-done", bridgeIs("wake-done")); woke < got {
+		t.Fatalf("PINGRESP came before the buffered message: %q", ns.out.snapshot())
+	}
+	ns.waitLine(t, "disconnected", bridgeIs("disconnected"))
+	if err := ns.wait(t); err != nil {
+		t.Fatalf("%s: %v", ns.name, err)
+	}
+
 	// The Go MQTT-SN client as a third node, over its raw pty.
-	goNode(t, gPath, sub, pub, port)
+	bridgeGoNode(t, gPath, sub, pub, port)
 
 	// Each node's RSSI and SNR, as the board measured them, in outpost's status.
 	want := map[string][2]int{"0a0b": {-87, 25}, "0c0d": {-101, -20}, "0e0f": {-60, 40}}
@@ -198,9 +220,9 @@ allow_qos_minus1 = true
 	}
 }
 
-// goNode runs the Go MQTT-SN client (which speaks UDP) as node 0e0f: a relay
+// bridgeGoNode runs the Go MQTT-SN client (which speaks UDP) as node 0e0f: a relay
 // carries its datagrams to the node's pty in the raw framing and back.
-func goNode(t *testing.T, path string, sub *mosquittoSub, pub string, port int) {
+func bridgeGoNode(t *testing.T, path string, sub *bridgeSub, pub string, port int) {
 	t.Helper()
 	tty, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {

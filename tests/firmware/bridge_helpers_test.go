@@ -106,8 +106,9 @@ func (l *bridgeLines) String() string { return strings.Join(l.snapshot(), "\n") 
 type bridgeProc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *bridgeLines // stdout
-	errs *bridgeLines // stderr
+	in   io.WriteCloser // stdin
+	out  *bridgeLines   // stdout
+	errs *bridgeLines   // stderr
 	done chan struct{}
 	err  error // of Wait, set before done is closed
 }
@@ -116,6 +117,10 @@ func bridgeStart(t *testing.T, name string, extra []*os.File, path string, args 
 	t.Helper()
 	p := &bridgeProc{name: name, cmd: exec.Command(path, args...), done: make(chan struct{})}
 	p.cmd.ExtraFiles = extra
+	var err error
+	if p.in, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -149,8 +154,8 @@ func bridgeStart(t *testing.T, name string, extra []*os.File, path string, args 
 }
 
 // waitLine waits until the process printed a line on stdout for which ok
-// is true, and returns it.
-func (p *bridgeProc) waitLine(t *testing.T, what string, ok func(string) bool) string {
+// is true, and returns its index.
+func (p *bridgeProc) waitLine(t *testing.T, what string, ok func(string) bool) int {
 	t.Helper()
 	deadline := time.Now().Add(bridgeWait)
 	seen := 0
@@ -158,7 +163,7 @@ func (p *bridgeProc) waitLine(t *testing.T, what string, ok func(string) bool) s
 		lines := p.out.snapshot()
 		for ; seen < len(lines); seen++ {
 			if ok(lines[seen]) {
-				return lines[seen]
+				return seen
 			}
 		}
 		select {
@@ -175,6 +180,9 @@ func (p *bridgeProc) waitLine(t *testing.T, what string, ok func(string) bool) s
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// bridgeIs returns a line matcher for exactly want.
+func bridgeIs(want string) func(string) bool { return func(l string) bool { return l == want } }
 
 // wait waits for the process to exit and returns Wait's error.
 func (p *bridgeProc) wait(t *testing.T) error {
@@ -268,8 +276,8 @@ func bridgeWaitStatus(t *testing.T, dataDir string, ok func(*bridgeStatus) error
 	t.Fatalf("status.json: %v", last)
 }
 
-// mosquittoSub is a running mosquitto_sub printing "QOS TOPIC PAYLOAD".
-type mosquittoSub struct {
+// bridgeSub is a running mosquitto_sub printing "QOS TOPIC PAYLOAD".
+type bridgeSub struct {
 	p    *bridgeProc
 	pub  string
 	port int
@@ -278,9 +286,9 @@ type mosquittoSub struct {
 
 // bridgeSubscribe starts mosquitto_sub on filter at QoS 2 and waits until
 // it is subscribed (it prints a probe published with mosquitto_pub).
-func bridgeSubscribe(t *testing.T, port int, filter, probeTopic string) *mosquittoSub {
+func bridgeSubscribe(t *testing.T, port int, filter, probeTopic string) *bridgeSub {
 	t.Helper()
-	s := &mosquittoSub{pub: bridgePeer(t, "mosquitto_pub"), port: port}
+	s := &bridgeSub{pub: bridgePeer(t, "mosquitto_pub"), port: port}
 	s.p = bridgeStart(t, "mosquitto_sub", nil, bridgePeer(t, "mosquitto_sub"),
 		"-h", "127.0.0.1", "-p", fmt.Sprint(port), "-q", "2", "-t", filter, "-F", "%q %t %p", "-i", "lan-sub")
 	deadline := time.Now().Add(bridgeWait)
@@ -312,7 +320,7 @@ func bridgePublish(t *testing.T, pub string, port int, topic, msg string, qos in
 
 // expect waits until the subscriber printed every line of want, in any
 // order, and nothing else that is not a probe.
-func (s *mosquittoSub) expect(t *testing.T, want ...string) {
+func (s *bridgeSub) expect(t *testing.T, want ...string) {
 	t.Helper()
 	missing := map[string]int{}
 	for _, w := range want {
