@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -107,7 +108,14 @@ func (g *Gateway) Reload() ReloadResult {
 		ready = !g.stopping.Load()
 	default:
 	}
-	notify := ready && os.Getenv("NOTIFY_SOCKET") != ""
+	if !ready {
+		// The components are starting (or stopping); a bridge may be
+		// between reading its rules and subscribing for them.
+		err := errors.New("the gateway is not running (starting or stopping); reload again once it runs")
+		g.log.Warn("reload refused", "err", err)
+		return ReloadResult{Err: err}
+	}
+	notify := os.Getenv("NOTIFY_SOCKET") != ""
 	if notify {
 		g.sdNotify(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec() + "\nSTATUS=reloading the configuration")
 	}

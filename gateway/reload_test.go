@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,28 +58,17 @@ func TestDiffConfig(t *testing.T) {
 // restart, a broken file changes nothing, and each reload is framed by
 // RELOADING=1 (with MONOTONIC_USEC) and READY=1 with a STATUS line.
 func TestReloadNotifiesAndApplies(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	t.Setenv("NOTIFY_SOCKET", sock)
+	next := fakeSystemd(t)
 	t.Setenv("WATCHDOG_USEC", "")
 	read := func(want string) string {
 		t.Helper()
-		buf := make([]byte, 4096)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			_ = conn.SetReadDeadline(deadline)
-			n, err := conn.Read(buf)
-			if err != nil {
-				t.Fatalf("no notification with %q: %v", want, err)
-			}
-			if s := string(buf[:n]); strings.Contains(s, want) {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			if s := next(time.Until(deadline)); strings.Contains(s, want) {
 				return s
 			}
 		}
+		t.Fatalf("no notification with %q", want)
+		return ""
 	}
 
 	dir := t.TempDir()

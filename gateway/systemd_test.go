@@ -16,13 +16,7 @@ import (
 // for systemd: READY=1 once everything runs, WATCHDOG=1 pings while the
 // probe through broker and spool succeeds, STOPPING=1 at the end.
 func TestSystemdNotify(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	t.Setenv("NOTIFY_SOCKET", sock)
+	read := fakeSystemd(t)
 	t.Setenv("WATCHDOG_USEC", "300000") // ping every 100ms
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 
@@ -43,16 +37,6 @@ func TestSystemdNotify(t *testing.T) {
 		}
 	}()
 
-	// read returns the next datagram, or "" after the deadline.
-	read := func(d time.Duration) string {
-		buf := make([]byte, 4096)
-		_ = conn.SetReadDeadline(time.Now().Add(d))
-		n, err := conn.Read(buf)
-		if err != nil {
-			return ""
-		}
-		return string(buf[:n])
-	}
 	first := read(10 * time.Second)
 	if !strings.Contains(first, "READY=1") || !strings.Contains(first, "STATUS=0 clients, uplinks 0/0 online, spool depth 0") {
 		t.Fatalf("first notification %q, want READY=1 with a STATUS line", first)
@@ -84,5 +68,28 @@ func TestSystemdNotify(t *testing.T) {
 		if strings.Contains(msg, "STOPPING=1") {
 			break
 		}
+	}
+}
+
+// fakeSystemd listens on a unixgram socket in place of systemd's notify
+// socket and points NOTIFY_SOCKET at it. read returns the next
+// notification, or "" when none comes within d.
+func fakeSystemd(t *testing.T) (read func(d time.Duration) string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	t.Setenv("NOTIFY_SOCKET", sock)
+	return func(d time.Duration) string {
+		buf := make([]byte, 4096)
+		_ = conn.SetReadDeadline(time.Now().Add(d))
+		n, err := conn.Read(buf)
+		if err != nil {
+			return ""
+		}
+		return string(buf[:n])
 	}
 }
