@@ -39,10 +39,8 @@ func TestBridgeBoardEndToEnd(t *testing.T) {
 	bridgePeer(t, "cc")
 	dir := t.TempDir()
 
-	// Build outpost, bridge-host (with the sanitizers: a memory error ends
-	// it with a failure) and the serial example node.
-	outpostBin := filepath.Join(dir, "outpost")
-	bridgeRun(t, root, "go", "build", "-o", outpostBin, "./cmd/outpost")
+	// Build bridge-host (with the sanitizers: a memory error ends it with a
+	// failure) and the serial example node.
 	bridgeRun(t, root, mk, "-s", "-C", "firmware/bridge", "-f", "bridge.mk", "bridge-host",
 		"BRIDGE_BUILD="+dir, "BRIDGE_HOST_CFLAGS=-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all")
 	hostBin := filepath.Join(dir, "bridge-host")
@@ -55,23 +53,7 @@ func TestBridgeBoardEndToEnd(t *testing.T) {
 	gMaster, gPath := ptytest.Open(t)
 
 	// outpost with the board on the USB pty.
-	port := bridgeFreePort(t)
-	dataDir := filepath.Join(dir, "data")
-	cfg := fmt.Sprintf(`data_dir = %q
-
-[log]
-level = "debug"
-
-[broker]
-sys_interval = "0s"
-
-[[listener]]
-name = "lan"
-type = "tcp"
-address = "127.0.0.1:%d"
-allow_anonymous = true
-
-[mqttsn.predefined]
+	port, dataDir := bridgeOutpost(t, root, dir, fmt.Sprintf(`[mqttsn.predefined]
 5 = "sensors/temp"
 
 [[mqttsn.udp]]
@@ -82,13 +64,7 @@ name = "lora"
 device = %q
 framing = "bridge"
 allow_qos_minus1 = true
-`, dataDir, port, usbPath)
-	cfgFile := filepath.Join(dir, "outpost.toml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	op := bridgeStart(t, "outpost", nil, outpostBin, "run", "-c", cfgFile)
-	bridgeWaitTCP(t, op, fmt.Sprintf("127.0.0.1:%d", port))
+`, usbPath))
 
 	// The board: its USB line and the nodes' ptys are the masters this
 	// test opened, passed as descriptors 3 to 6.

@@ -203,6 +203,41 @@ func (p *bridgeProc) stop(t *testing.T) error {
 	return p.wait(t)
 }
 
+// bridgeOutpost builds outpost into dir, writes a config there with an
+// anonymous LAN listener on a free loopback port, the data directory
+// dir/data and the TOML of extra (the [mqttsn...] and [[serial]] tables),
+// runs it and waits until it listens. It returns the LAN port and the data
+// directory, where outpost writes status.json.
+func bridgeOutpost(t *testing.T, root, dir, extra string) (int, string) {
+	t.Helper()
+	bin := filepath.Join(dir, "outpost")
+	bridgeRun(t, root, "go", "build", "-o", bin, "./cmd/outpost")
+	port := bridgeFreePort(t)
+	dataDir := filepath.Join(dir, "data")
+	cfg := fmt.Sprintf(`data_dir = %q
+
+[log]
+level = "debug"
+
+[broker]
+sys_interval = "0s"
+
+[[listener]]
+name = "lan"
+type = "tcp"
+address = "127.0.0.1:%d"
+allow_anonymous = true
+
+`, dataDir, port) + extra
+	file := filepath.Join(dir, "outpost.toml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := bridgeStart(t, "outpost", nil, bin, "run", "-c", file)
+	bridgeWaitTCP(t, p, fmt.Sprintf("127.0.0.1:%d", port))
+	return port, dataDir
+}
+
 // bridgeFreePort returns a loopback TCP port that was free a moment ago.
 func bridgeFreePort(t *testing.T) int {
 	t.Helper()
