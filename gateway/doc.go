@@ -34,6 +34,17 @@
 // stop. InspectSpool, behind `outpost spool`, reads a stopped gateway's
 // spool read-only, and that file while a gateway holds the spool.
 //
+// # HTTP
+//
+// With [http] address set, a last component serves Prometheus metrics at
+// /metrics (metrics.go: the Status snapshot, per listener and per MQTT-SN
+// transport counters, MQTT-SN clients by state, Go runtime metrics),
+// /healthz (200 while the process serves), /readyz (200 from Ready until
+// the stop begins, 503 otherwise) and a status page at / (statuspage.go:
+// web/ embedded, refreshed from /status.json). A password file in
+// mosquitto_passwd format puts every path but /healthz and /readyz behind
+// basic auth; cert_file and key_file serve HTTPS.
+//
 // # Lifecycle
 //
 // New builds the components and starts nothing. Run starts them one after
