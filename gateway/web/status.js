@@ -10,9 +10,9 @@ function fmtDuration(s) {
   if (s < 1) return "< 1 s";
   s = Math.round(s);
   const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60), r = s % 60;
-  if (d) return d + " d " + h + " h";
-  if (h) return h + " h " + m + " min";
-  if (m) return m + " min " + r + " s";
+  if (d) return d + " d" + (h ? " " + h + " h" : "");
+  if (h) return h + " h" + (m ? " " + m + " min" : "");
+  if (m) return m + " min" + (r ? " " + r + " s" : "");
   return r + " s";
 }
 
