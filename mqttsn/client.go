@@ -1,6 +1,7 @@
 package mqttsn
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"sync"
@@ -109,7 +110,6 @@ type client struct {
 	g   *Gateway
 	id  string // ClientId
 	bid string // broker client id
-	log *slog.Logger
 
 	// keys are the peer keys mapped to this client (guarded by g.mu).
 	keys []peerKey
@@ -157,7 +157,6 @@ func (g *Gateway) newClient(p peer, id, bid string) *client {
 		id:       id,
 		bid:      bid,
 		peer:     p,
-		log:      g.log.With("client_id", id, "transport", p.tr.opts.Name, "remote", p.String()),
 		timerIdx: -1,
 		topics:   newTopicTable(g.opts.MaxTopicsPerClient),
 		pre:      g.clPre[id],
@@ -302,11 +301,20 @@ func (c *client) setPeer(p peer) {
 	}
 	c.keys = kept
 	g.mu.Unlock()
-	if c.peer.key() != key {
-		c.log = g.log.With("client_id", c.id, "transport", p.tr.opts.Name, "remote", p.String())
-	}
 	c.peer = p
 	c.publishView()
+}
+
+// logger returns the client's logger, made when something is logged
+// rather than kept by every client.
+func (c *client) logger() *slog.Logger {
+	return c.g.log.With("client_id", c.id, "transport", c.peer.tr.opts.Name, "remote", c.peer.String())
+}
+
+func (c *client) debug(msg string, args ...any) {
+	if c.g.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger().Debug(msg, args...)
+	}
 }
 
 func (c *client) nextMsgID() uint16 {
@@ -450,7 +458,7 @@ func (c *client) onWillMsg(m *packet.WillMsg, now time.Time) {
 // leaves the old connection as it was).
 func (c *client) refuse(rc packet.ReturnCode, why string) {
 	c.g.st.refused.Add(1)
-	c.log.Info("connect refused", "reason", why, "code", rc.String())
+	c.logger().Info("connect refused", "reason", why, "code", rc.String())
 	_ = c.send(&packet.Connack{ReturnCode: rc})
 	c.pending, c.hs = nil, nil
 	if c.bc != nil {
@@ -528,7 +536,7 @@ func (c *client) finishConnect(now time.Time) {
 	c.keepAlive = req.keepAlive
 	c.setState(stActive)
 	_ = c.send(&packet.Connack{ReturnCode: packet.Accepted})
-	c.log.Debug("connected", "clean_session", req.clean, "keep_alive", req.keepAlive, "session_present", present)
+	c.debug("connected", "clean_session", req.clean, "keep_alive", req.keepAlive, "session_present", present)
 	if f := c.flight; f != nil {
 		c.resend(f, now)
 	}
@@ -605,7 +613,7 @@ func (c *client) onPublish(m *packet.Publish) {
 	} else if code == bpacket.NotAuthorized {
 		c.notAuthorized("publish", name)
 	} else {
-		c.log.Debug("publish refused by the broker", "topic", name, "code", code, "err", err)
+		c.debug("publish refused by the broker", "topic", name, "code", code, "err", err)
 	}
 	switch {
 	case m.QoS == packet.QoS0:
@@ -805,10 +813,10 @@ func (c *client) onDisconnect(m *packet.Disconnect, now time.Time) {
 		c.sleepFor = m.Duration.Duration()
 		c.heard(now)
 		c.setState(stAsleep)
-		c.log.Debug("asleep", "duration", c.sleepFor)
+		c.debug("asleep", "duration", c.sleepFor)
 		return
 	}
-	c.log.Debug("disconnected")
+	c.debug("disconnected")
 	c.end(false)
 }
 
@@ -1128,7 +1136,7 @@ func (c *client) checkTimers(now time.Time) {
 					c.lose("no answer to " + f.msg.Type().String())
 					return
 				}
-				c.log.Info("connect abandoned: no answer to " + f.msg.Type().String())
+				c.logger().Info("connect abandoned: no answer to " + f.msg.Type().String())
 				c.setState(stGone)
 				c.remove()
 				return
@@ -1186,7 +1194,7 @@ func (c *client) resendMsg(f *flight, now time.Time) {
 // lose ends a client that went silent: its will is published.
 func (c *client) lose(why string) {
 	c.g.st.lost.Add(1)
-	c.log.Info("client lost", "reason", why)
+	c.logger().Info("client lost", "reason", why)
 	c.end(true)
 }
 
@@ -1194,7 +1202,7 @@ func (c *client) lose(why string) {
 // client took its id over, or the broker is stopping): it is told with
 // DISCONNECT (§6.12) and connects again.
 func (c *client) brokerGone() {
-	c.log.Info("broker session ended")
+	c.logger().Info("broker session ended")
 	_ = c.send(&packet.Disconnect{})
 	c.end(false)
 }

@@ -171,8 +171,7 @@ func decodeRecord(b []byte, maxTopics int) (*record, error) {
 			continue // the limit was lowered: the ids beyond it are forgotten
 		}
 		t.clock++
-		t.byID[id] = &topicEntry{name: name, byGateway: byGW, used: t.clock}
-		t.byName[name] = id
+		t.put(id, &topicEntry{name: name, byGateway: byGW, used: t.clock})
 	}
 	n = d.uvarint()
 	for i := uint64(0); i < n && d.err == nil && i < maxInQoS2; i++ {

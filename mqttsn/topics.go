@@ -58,8 +58,19 @@ type topicTable struct {
 	max    int
 }
 
+// newTopicTable returns an empty table; its maps are made with the first
+// id, since most idle clients have none.
 func newTopicTable(max int) *topicTable {
-	return &topicTable{byID: map[uint16]*topicEntry{}, byName: map[string]uint16{}, max: max}
+	return &topicTable{max: max}
+}
+
+// put adds an entry.
+func (t *topicTable) put(id uint16, e *topicEntry) {
+	if t.byID == nil {
+		t.byID, t.byName = map[uint16]*topicEntry{}, map[string]uint16{}
+	}
+	t.byID[id] = e
+	t.byName[e.name] = id
 }
 
 // name returns the topic name of a normal topic id.
@@ -117,8 +128,7 @@ func (t *topicTable) assign(name string, byGateway bool) (uint16, *topicEntry, b
 	id := t.freeID()
 	t.clock++
 	e := &topicEntry{name: name, byGateway: byGateway, used: t.clock}
-	t.byID[id] = e
-	t.byName[name] = id
+	t.put(id, e)
 	return id, e, true
 }
 
