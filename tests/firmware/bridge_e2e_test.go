@@ -39,32 +39,12 @@ func TestBridgeBoardEndToEnd(t *testing.T) {
 	bridgePeer(t, "cc")
 	dir := t.TempDir()
 
-	// Build bridge-host (with the sanitizers: a memory error ends it with a
-	// failure) and the serial example node.
-	bridgeRun(t, root, mk, "-s", "-C", "firmware/bridge", "-f", "bridge.mk", "bridge-host",
-		"BRIDGE_BUILD="+dir, "BRIDGE_HOST_CFLAGS=-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all")
-	hostBin := filepath.Join(dir, "bridge-host")
-	nodeBin := filepath.Join(dir, "mqttsn-serial-node")
-	bridgeRun(t, root, mk, "-s", "-C", "firmware", "BUILD="+dir, nodeBin)
-
+	hostBin, nodeBin := bridgeBuildBoard(t, root, mk, dir)
 	usbMaster, usbPath := ptytest.Open(t)
 	aMaster, aPath := ptytest.Open(t)
 	bMaster, bPath := ptytest.Open(t)
 	gMaster, gPath := ptytest.Open(t)
-
-	// outpost with the board on the USB pty.
-	port, dataDir := bridgeOutpost(t, root, dir, fmt.Sprintf(`[mqttsn.predefined]
-5 = "sensors/temp"
-
-[[mqttsn.udp]]
-address = "127.0.0.1:0"
-
-[[serial]]
-name = "lora"
-device = %q
-framing = "bridge"
-allow_qos_minus1 = true
-`, usbPath))
+	port, dataDir, _ := bridgeOutpost(t, root, dir, bridgeLoraConfig(usbPath))
 
 	// The board: its USB line and the nodes' ptys are the masters this
 	// test opened, passed as descriptors 3 to 6.
@@ -75,15 +55,7 @@ allow_qos_minus1 = true
 		"--node", "0e0f=fd:6,rssi=-60,snr=40",
 		"-v")
 
-	bridgeWaitStatus(t, dataDir, func(st *bridgeStatus) error {
-		if len(st.Serial) != 1 || st.Serial[0].Bridge == nil {
-			return fmt.Errorf("no STATUS from the board yet: %+v", st.Serial)
-		}
-		if b := st.Serial[0].Bridge; b.Firmware != "outpost-bridge-host 0.1.0" || b.Version != 1 || b.MaxDatagram != 255 {
-			return fmt.Errorf("board STATUS %+v", *b)
-		}
-		return nil
-	})
+	bridgeWaitBoard(t, dataDir, 0)
 
 	sub := bridgeSubscribe(t, port, "sensors/#", "sensors/probe")
 
@@ -194,6 +166,98 @@ allow_qos_minus1 = true
 	if m := regexp.MustCompile(`tx data (\d+) sent (\d+)`).FindStringSubmatch(counters); m == nil || m[1] != m[2] || m[1] == "0" {
 		t.Errorf("bridge-host did not send every TX_DATA: %v", m)
 	}
+}
+
+// The gateway restarts while the board stays: the new outpost asks the
+// board for its STATUS when it opens the port, and a node's messages go
+// through the board to the new process as they went to the old one.
+func TestBridgeBoardGatewayRestart(t *testing.T) {
+	root := bridgeRoot(t)
+	bridgePeer(t, "mosquitto_sub")
+	bridgePeer(t, "mosquitto_pub")
+	mk := bridgePeer(t, "make")
+	bridgePeer(t, "cc")
+	dir := t.TempDir()
+	hostBin, nodeBin := bridgeBuildBoard(t, root, mk, dir)
+	usbMaster, usbPath := ptytest.Open(t)
+	aMaster, aPath := ptytest.Open(t)
+	port, dataDir, restart := bridgeOutpost(t, root, dir, bridgeLoraConfig(usbPath))
+	host := bridgeStart(t, "bridge-host", []*os.File{usbMaster, aMaster}, hostBin, "--usb", "fd:3", "--node", "0a0b=fd:4")
+	first := bridgeWaitBoard(t, dataDir, 0)
+
+	publish := func(qos int, msg string) {
+		t.Helper()
+		out, err := exec.Command(nodeBin, "-d", aPath, "-i", "nodeA", "-P", "5", "-q", strconv.Itoa(qos), "-m", msg, "-x", "60").CombinedOutput()
+		if err != nil {
+			t.Fatalf("node: %v\n%s", err, out)
+		}
+	}
+	sub := bridgeSubscribe(t, port, "sensors/#", "sensors/probe")
+	publish(1, "before")
+	sub.expect(t, "1 sensors/temp before")
+	_ = sub.p.stop(t) // it may have gone with the broker already
+
+	restart()
+	bridgeWaitBoard(t, dataDir, first)
+	sub = bridgeSubscribe(t, port, "sensors/#", "sensors/probe")
+	publish(2, "after")
+	sub.expect(t, "2 sensors/temp after")
+
+	if err := host.stop(t); err != nil {
+		t.Fatalf("bridge-host: %v", err)
+	}
+	if c := host.errs.String(); !strings.Contains(c, "status requests 2 ") || !strings.Contains(c, "errors checksum 0 framing 0 unknown 0") {
+		t.Fatalf("bridge-host should have answered one STATUS_REQUEST per gateway start and seen no damaged frame:\n%s", c)
+	}
+}
+
+// bridgeBuildBoard builds bridge-host (with the sanitizers: a memory error
+// ends it with a failure) and the firmware's serial example node into dir.
+func bridgeBuildBoard(t *testing.T, root, mk, dir string) (hostBin, nodeBin string) {
+	t.Helper()
+	bridgeRun(t, root, mk, "-s", "-C", "firmware/bridge", "-f", "bridge.mk", "bridge-host",
+		"BRIDGE_BUILD="+dir, "BRIDGE_HOST_CFLAGS=-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all")
+	nodeBin = filepath.Join(dir, "mqttsn-serial-node")
+	bridgeRun(t, root, mk, "-s", "-C", "firmware", "BUILD="+dir, nodeBin)
+	return filepath.Join(dir, "bridge-host"), nodeBin
+}
+
+// bridgeLoraConfig is outpost's config for a bridge board on the tty dev,
+// with the pre-defined topic id 5.
+func bridgeLoraConfig(dev string) string {
+	return fmt.Sprintf(`[mqttsn.predefined]
+5 = "sensors/temp"
+
+[[mqttsn.udp]]
+address = "127.0.0.1:0"
+
+[[serial]]
+name = "lora"
+device = %q
+framing = "bridge"
+allow_qos_minus1 = true
+`, dev)
+}
+
+// bridgeWaitBoard waits until an outpost other than the one with PID
+// notPID shows bridge-host's STATUS in status.json, and returns its PID.
+func bridgeWaitBoard(t *testing.T, dataDir string, notPID int) int {
+	t.Helper()
+	var pid int
+	bridgeWaitStatus(t, dataDir, func(st *bridgeStatus) error {
+		if st.PID == notPID {
+			return fmt.Errorf("status.json is still the old outpost's (pid %d)", notPID)
+		}
+		if len(st.Serial) != 1 || st.Serial[0].Bridge == nil {
+			return fmt.Errorf("no STATUS from the board yet: %+v", st.Serial)
+		}
+		if b := st.Serial[0].Bridge; b.Firmware != "outpost-bridge-host 0.1.0" || b.Version != 1 || b.MaxDatagram != 255 {
+			return fmt.Errorf("board STATUS %+v", *b)
+		}
+		pid = st.PID
+		return nil
+	})
+	return pid
 }
 
 // bridgeGoNode runs the Go MQTT-SN client (which speaks UDP) as node 0e0f: a relay

@@ -206,9 +206,10 @@ func (p *bridgeProc) stop(t *testing.T) error {
 // bridgeOutpost builds outpost into dir, writes a config there with an
 // anonymous LAN listener on a free loopback port, the data directory
 // dir/data and the TOML of extra (the [mqttsn...] and [[serial]] tables),
-// runs it and waits until it listens. It returns the LAN port and the data
-// directory, where outpost writes status.json.
-func bridgeOutpost(t *testing.T, root, dir, extra string) (int, string) {
+// runs it and waits until it listens. It returns the LAN port, the data
+// directory (where outpost writes status.json), and a function that stops
+// outpost with SIGTERM and starts it again on the same config and data.
+func bridgeOutpost(t *testing.T, root, dir, extra string) (int, string, func()) {
 	t.Helper()
 	bin := filepath.Join(dir, "outpost")
 	bridgeRun(t, root, "go", "build", "-o", bin, "./cmd/outpost")
@@ -235,7 +236,15 @@ allow_anonymous = true
 	}
 	p := bridgeStart(t, "outpost", nil, bin, "run", "-c", file)
 	bridgeWaitTCP(t, p, fmt.Sprintf("127.0.0.1:%d", port))
-	return port, dataDir
+	restart := func() {
+		t.Helper()
+		if err := p.stop(t); err != nil {
+			t.Fatalf("outpost stopped with %v", err)
+		}
+		p = bridgeStart(t, "outpost (restarted)", nil, bin, "run", "-c", file)
+		bridgeWaitTCP(t, p, fmt.Sprintf("127.0.0.1:%d", port))
+	}
+	return port, dataDir, restart
 }
 
 // bridgeFreePort returns a loopback TCP port that was free a moment ago.
@@ -273,6 +282,7 @@ func bridgeWaitTCP(t *testing.T, p *bridgeProc, addr string) {
 
 // bridgeStatus is the part of outpost's status.json the tests read.
 type bridgeStatus struct {
+	PID    int
 	Serial []struct {
 		Name     string
 		State    int

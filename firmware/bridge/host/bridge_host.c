@@ -58,6 +58,8 @@ static uint8_t id_len;
 static int verbose;
 static bridge board;
 static volatile sig_atomic_t stop, dump;
+static int usb_down;          /* the gateway closed the port: a pty master reads and writes EIO */
+static uint32_t usb_down_until; /* look again then */
 
 /* tx done is reported after the simulated time on air */
 static int tx_pending;
@@ -154,8 +156,13 @@ static size_t usb_write(void *ctx, const uint8_t *p, size_t n)
     ssize_t w;
     (void)ctx;
     w = write(usb_fd, p, n);
-    if (w < 0)
-        return 0; /* EAGAIN: the gateway does not read now; EIO: it closed the port */
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EINTR && !usb_down) {
+            usb_down = 1; /* EIO: the gateway closed the port; the frame waits for it */
+            usb_down_until = now_ms() + 100;
+        }
+        return 0; /* EAGAIN: the gateway does not read now */
+    }
     return (size_t)w;
 }
 
@@ -406,8 +413,7 @@ int main(int argc, char **argv)
     const char *usb = NULL;
     uint8_t pending[4096];
     size_t npending = 0, off = 0;
-    int i, usb_down_until_set = 0;
-    uint32_t usb_down_until = 0;
+    int i;
     struct sigaction sa;
 
     memset(&cfg, 0, sizeof cfg);
@@ -496,13 +502,15 @@ int main(int argc, char **argv)
         wait = bridge_poll(&board, now);
         if (tx_pending)
             wait = wait < tx_done_at - now ? wait : tx_done_at - now;
-        if (usb_down_until_set && (int32_t)(now - usb_down_until) >= 0)
-            usb_down_until_set = 0;
         timeout = wait == BRIDGE_IDLE ? 1000 : (int)(wait > 1000 ? 1000 : wait);
-        if (usb_down_until_set && timeout > 50)
-            timeout = 50;
+        if (usb_down) {
+            if ((int32_t)(now - usb_down_until) >= 0)
+                usb_down = 0; /* try the port again */
+            else
+                timeout = 50; /* and do not spin on a frame the port cannot take */
+        }
 
-        pf[nfds].fd = (npending == 0 && !usb_down_until_set) ? usb_fd : -1;
+        pf[nfds].fd = (npending == 0 && !usb_down) ? usb_fd : -1;
         pf[nfds++].events = POLLIN;
         for (i = 0; i < nnodes; i++) {
             if (nodes[i].down && (int32_t)(now - nodes[i].down_until) >= 0)
@@ -533,7 +541,7 @@ int main(int argc, char **argv)
                     off = npending = 0;
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                 /* The gateway closed the port (a pty master reads EIO): wait for it to open it again. */
-                usb_down_until_set = 1;
+                usb_down = 1;
                 usb_down_until = now + 100;
             }
         }
