@@ -443,13 +443,22 @@ static int precheck(const mqttsn_msg_t *m)
 
 int mqttsn_encode(const mqttsn_msg_t *m, uint8_t *buf, size_t cap)
 {
+	mqttsn_msg_t check;
+	int n, err = precheck(m);
+	if (err != 0)
+		return err;
+	if ((n = mqttsn_encode_unchecked(m, buf, cap)) < 0)
+		return n;
+	/* what the decoder rejects the encoder does not write */
+	err = mqttsn_decode(&check, buf, (size_t)n);
+	return err != 0 ? err : n;
+}
+
+int mqttsn_encode_unchecked(const mqttsn_msg_t *m, uint8_t *buf, size_t cap)
+{
 	size_t n = body_len(m), total = mqttsn_encoded_len(m);
 	uint8_t *p = buf;
 	uint8_t f = 0;
-	mqttsn_msg_t check;
-	int err = precheck(m);
-	if (err != 0)
-		return err;
 	if (total > cap || n + 4 > 0xFFFF || total > (size_t)INT_MAX)
 		return MQTTSN_ERR_TOO_LARGE;
 	if (m->encapsulated) { /* §5.5 Table 28 */
@@ -543,9 +552,7 @@ int mqttsn_encode(const mqttsn_msg_t *m, uint8_t *buf, size_t cap)
 			return MQTTSN_ERR_ARG;
 		memcpy(p, m->payload, rest);
 	}
-	/* what the decoder rejects the encoder does not write */
-	err = mqttsn_decode(&check, buf, total);
-	return err != 0 ? err : (int)total;
+	return (int)total;
 }
 
 const char *mqttsn_err_name(int err)

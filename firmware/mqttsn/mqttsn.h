@@ -152,6 +152,14 @@ int mqttsn_decode(mqttsn_msg_t *m, const uint8_t *buf, size_t len);
  */
 int mqttsn_encode(const mqttsn_msg_t *m, uint8_t *buf, size_t cap);
 
+/*
+ * mqttsn_encode_unchecked is mqttsn_encode without the check of m against
+ * the decoder's rules (it still refuses what does not fit): for messages
+ * made of fixed-size fields the caller has set itself, such as the
+ * acknowledgements a client sends. It saves the decoder's stack.
+ */
+int mqttsn_encode_unchecked(const mqttsn_msg_t *m, uint8_t *buf, size_t cap);
+
 /* mqttsn_encoded_len returns the size of m's encoding, without checks. */
 size_t mqttsn_encoded_len(const mqttsn_msg_t *m);
 

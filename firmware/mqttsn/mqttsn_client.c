@@ -86,8 +86,9 @@ static uint16_t new_msg_id(mqttsn_client_t *c)
 	return id;
 }
 
-/* frame encodes m, in the forwarder encapsulation when configured (§5.5). */
-static int frame(const mqttsn_client_t *c, mqttsn_msg_t *m, uint8_t *buf, size_t cap)
+/* frame encodes m, in the forwarder encapsulation when configured (§5.5);
+ * checked against the codec's rules unless it is made of fixed fields only. */
+static int frame(const mqttsn_client_t *c, mqttsn_msg_t *m, uint8_t *buf, size_t cap, int checked)
 {
 	if (c->cfg->encapsulate) {
 		if (c->cfg->node_id_len > MQTTSN_NODE_ID_MAX)
@@ -96,7 +97,7 @@ static int frame(const mqttsn_client_t *c, mqttsn_msg_t *m, uint8_t *buf, size_t
 		m->node_id = c->cfg->node_id;
 		m->node_id_len = c->cfg->node_id_len;
 	}
-	return mqttsn_encode(m, buf, cap);
+	return checked ? mqttsn_encode(m, buf, cap) : mqttsn_encode_unchecked(m, buf, cap);
 }
 
 static int xmit(mqttsn_client_t *c, const uint8_t *buf, size_t len, int broadcast, uint32_t now)
@@ -107,18 +108,19 @@ static int xmit(mqttsn_client_t *c, const uint8_t *buf, size_t len, int broadcas
 	return MQTTSN_OK;
 }
 
-/* send_small sends a message the client does not keep for retransmission. */
+/* send_small sends a message the client does not keep for retransmission:
+ * an acknowledgement or PINGREQ, fixed fields the client sets itself. */
 static int send_small(mqttsn_client_t *c, mqttsn_msg_t *m, uint32_t now)
 {
 	uint8_t buf[SMALL_BUF];
-	int n = frame(c, m, buf, sizeof buf);
+	int n = frame(c, m, buf, sizeof buf, 0);
 	return n < 0 ? n : xmit(c, buf, (size_t)n, 0, now);
 }
 
 /* load encodes m into tx as the message in flight, awaiting `await`. */
 static int load(mqttsn_client_t *c, mqttsn_msg_t *m, uint8_t await, uint32_t now)
 {
-	int n = frame(c, m, c->tx, c->tx_cap);
+	int n = frame(c, m, c->tx, c->tx_cap, 1);
 	if (n < 0)
 		return n;
 	c->tx_len = (uint16_t)n;
@@ -154,6 +156,7 @@ static void end(mqttsn_client_t *c)
 	c->await = 0;
 	c->tx_len = 0;
 	c->fresh = 0;
+	c->unsent = 0;
 }
 
 /* congestion handles "rejected: congestion": the same message is sent again,
@@ -181,14 +184,21 @@ static int ready(const mqttsn_client_t *c, uint8_t state)
 	return c->await || c->tx_len ? MQTTSN_ERR_BUSY : MQTTSN_OK;
 }
 
-int mqttsn_search_gw(mqttsn_client_t *c, uint8_t radius, uint32_t now)
+int mqttsn_search_gw(mqttsn_client_t *c, uint8_t radius, uint32_t delay_ms, uint32_t now)
 {
 	mqttsn_msg_t m = blank(MQTTSN_SEARCHGW); /* §5.4.2, §6.1 */
 	int err = ready(c, MQTTSN_STATE_DISCONNECTED);
 	if (err != 0)
 		return err;
 	m.radius = radius;
-	err = begin(c, &m, MQTTSN_GWINFO, now);
+	if (delay_ms == 0) {
+		err = begin(c, &m, MQTTSN_GWINFO, now);
+	} else if ((err = load(c, &m, MQTTSN_GWINFO, now)) == 0) {
+		/* §6.1: sent after a random delay, unless another client's
+		 * identical SEARCHGW is heard first */
+		c->unsent = 1;
+		c->deadline = now + delay_ms;
+	}
 	if (err == 0)
 		c->state = MQTTSN_STATE_SEARCHING;
 	return err;
@@ -397,6 +407,12 @@ static void lost(mqttsn_client_t *c, uint8_t type)
 
 static void retransmit(mqttsn_client_t *c, uint32_t now)
 {
+	if (c->unsent) { /* the delayed first SEARCHGW (§6.1) */
+		c->unsent = 0;
+		c->deadline = now + t_retry(c);
+		(void)xmit(c, c->tx, c->tx_len, 1, now);
+		return;
+	}
 	if (c->tries >= n_retry(c)) {
 		uint8_t await = c->await;
 		if (c->state == MQTTSN_STATE_AWAKE) {
@@ -692,7 +708,13 @@ void mqttsn_client_input(mqttsn_client_t *c, const mqttsn_addr_t *from, const ui
 		emit_msg(c, MQTTSN_EV_GW_FOUND, &m);
 		return;
 	case MQTTSN_SEARCHGW:
-		return; /* another client's search */
+		/* §6.1: another client's search, identical to ours still waiting
+		 * for its delay: ours is not sent, and its GWINFO answers both */
+		if (c->unsent && c->tx_len && m.radius == c->tx[c->tx_len - 1]) {
+			c->unsent = 0;
+			c->deadline = now + t_retry(c);
+		}
+		return;
 	default:
 		break;
 	}

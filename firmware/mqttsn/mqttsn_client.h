@@ -145,6 +145,7 @@ typedef struct mqttsn_client {
 	uint8_t gw_known, gw_id, adv_known;
 	uint8_t fresh;            /* the next send follows a congestion wait: no DUP */
 	uint8_t sleep_req;        /* the DISCONNECT in flight asks for sleep */
+	uint8_t unsent;           /* tx (a SEARCHGW) waits for its first sending */
 	uint16_t next_msg_id;
 	uint16_t msg_id;          /* msg id of the transaction */
 	uint16_t topic_id;        /* topic id of the transaction (PUBLISH) */
@@ -173,7 +174,9 @@ void mqttsn_client_input(mqttsn_client_t *c, const mqttsn_addr_t *from, const ui
 
 /* Operations. Each returns MQTTSN_OK when the message was sent, or a
  * negative MQTTSN_ERR_; completion arrives as an event. */
-int mqttsn_search_gw(mqttsn_client_t *c, uint8_t radius, uint32_t now);                     /* §6.1 */
+/* SEARCHGW after delay_ms (the application's random 0..Tsearchgw, §6.1;
+ * 0: at once), broadcast with the given radius, resent every Tretry. */
+int mqttsn_search_gw(mqttsn_client_t *c, uint8_t radius, uint32_t delay_ms, uint32_t now);  /* §6.1 */
 int mqttsn_connect(mqttsn_client_t *c, uint32_t now);                                       /* §6.3 */
 int mqttsn_register(mqttsn_client_t *c, const char *topic, uint32_t now);                   /* §6.5 */
 int mqttsn_publish(mqttsn_client_t *c, uint8_t topic_id_type, uint16_t topic_id, int8_t qos, uint8_t retain,

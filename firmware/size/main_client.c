@@ -46,7 +46,7 @@ int main(void)
 	for (;;) {
 		uint32_t now = ticks;
 		switch (wire[4]) {
-		case 0: mqttsn_search_gw(&client, 1, now); break;
+		case 0: mqttsn_search_gw(&client, 1, 100, now); break;
 		case 1: mqttsn_connect(&client, now); break;
 		case 2: mqttsn_register(&client, "t", now); break;
 		case 3: mqttsn_publish(&client, 0, 1, (int8_t)wire[5], 0, rx, 1, now); break;

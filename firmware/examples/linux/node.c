@@ -246,7 +246,7 @@ int main(int argc, char **argv)
 		return 1;
 	mqttsn_client_init(&client, &cfg, &tr, tx, sizeof tx, rx, sizeof rx);
 	if (search) {
-		START(mqttsn_search_gw(&client, 1, now_ms()), "searchgw");
+		START(mqttsn_search_gw(&client, 1, (uint32_t)rand() % 5000u, now_ms()), "searchgw");
 		await(MQTTSN_EV_GW_FOUND, "searchgw");
 		printf("gateway %u\n", last_info.gw_id);
 	} else {

@@ -587,7 +587,7 @@ static void test_discovery(void)
 	setup();
 	c.gw_known = 0;
 	CHECK(mqttsn_connect(&c, now) == MQTTSN_ERR_STATE);
-	CHECK(mqttsn_search_gw(&c, 1, now) == MQTTSN_OK);
+	CHECK(mqttsn_search_gw(&c, 1, 0, now) == MQTTSN_OK);
 	EXPECT_BROADCAST("03 01 01");
 	at(1000);
 	EXPECT_BROADCAST("03 01 01");
@@ -605,7 +605,7 @@ static void test_discovery(void)
 	/* a GWINFO from another client carries the gateway's address */
 	setup();
 	c.gw_known = 0;
-	CHECK(mqttsn_search_gw(&c, 0, now) == MQTTSN_OK);
+	CHECK(mqttsn_search_gw(&c, 0, 0, now) == MQTTSN_OK);
 	EXPECT_BROADCAST("03 01 00");
 	in_from(&relay, "05 02 03 0a 05");
 	EXPECT_EVENT(MQTTSN_EV_GW_FOUND);
@@ -614,13 +614,42 @@ static void test_discovery(void)
 	/* no answer at all */
 	setup();
 	c.gw_known = 0;
-	CHECK(mqttsn_search_gw(&c, 0, now) == MQTTSN_OK);
+	CHECK(mqttsn_search_gw(&c, 0, 0, now) == MQTTSN_OK);
 	at(1000);
 	at(2000);
 	at(3000);
 	at(4000);
 	CHECK(EXPECT_EVENT(MQTTSN_EV_TIMEOUT)->type == MQTTSN_GWINFO);
 	CHECK(c.state == MQTTSN_STATE_DISCONNECTED && !c.gw_known);
+
+	/* §6.1: a random delay first; another client's identical SEARCHGW
+	 * heard meanwhile stands for ours */
+	setup();
+	c.gw_known = 0;
+	CHECK(mqttsn_search_gw(&c, 1, 300, now) == MQTTSN_OK);
+	EXPECT_QUIET();
+	at(299);
+	EXPECT_QUIET();
+	at(300);
+	EXPECT_BROADCAST("03 01 01");
+	at(1300);
+	EXPECT_BROADCAST("03 01 01");
+	in_from(&other_addr, "03 02 07");
+	EXPECT_EVENT(MQTTSN_EV_GW_FOUND);
+	setup();
+	c.gw_known = 0;
+	now = 1000;
+	CHECK(mqttsn_search_gw(&c, 1, 300, now) == MQTTSN_OK);
+	in_from(&relay, "03 01 02"); /* another radius: not the same search */
+	in_from(&relay, "03 01 01");
+	at(300);
+	EXPECT_QUIET(); /* not sent */
+	at(999);
+	EXPECT_QUIET();
+	at(1000); /* Tretry after the other client's, as if it were ours */
+	EXPECT_BROADCAST("03 01 01");
+	in_from(&other_addr, "03 02 07");
+	EXPECT_EVENT(MQTTSN_EV_GW_FOUND);
 
 	/* ADVERTISE every 10 s, lost after Nadv = 2 missed */
 	setup();
