@@ -220,6 +220,11 @@ func (g *Gateway) writeMQTTSNMetrics(w *promWriter, st *Status) {
 	w.one("outpost_mqttsn_messages_dropped_total", "counter", "Messages not delivered to a client: buffer full, too large, no topic id, refused.", float64(sn.Dropped))
 	w.one("outpost_mqttsn_too_large_total", "counter", "Messages not sent because they exceed the transport's MTU.", float64(sn.TooLarge))
 	w.one("outpost_mqttsn_send_errors_total", "counter", "Datagrams the transport failed to send.", float64(sn.SendErrors))
+	w.one("outpost_mqttsn_socket_drops_total", "counter", "Datagrams the kernel dropped because a UDP socket's receive buffer was full (Linux).", float64(sn.SocketDrops))
+	w.one("outpost_mqttsn_denied_total", "counter", "Datagrams from addresses not allowed, and CONNECTs of client ids not allowed.", float64(sn.Denied))
+	w.one("outpost_mqttsn_rate_limited_total", "counter", "Messages from addresses without a session over the unconnected rate, dropped.", float64(sn.RateLimited))
+	w.one("outpost_mqttsn_not_authorized_total", "counter", "Publishes, subscriptions and wills the MQTT-SN ACL refused.", float64(sn.NotAuthorized))
+	w.one("outpost_mqttsn_store_errors_total", "counter", "Failed writes of MQTT-SN sessions to the spool.", float64(sn.StoreErrors))
 
 	ts := g.mqttsn.TransportStats()
 	writeSeries(w, ts, func(t *mqttsn.TransportStats) []label { return []label{{"transport", t.Name}} }, []series[mqttsn.TransportStats]{
