@@ -680,14 +680,14 @@ void mqttsn_client_input(mqttsn_client_t *c, const mqttsn_addr_t *from, const ui
 		return;
 	switch (m.type) {
 	case MQTTSN_ADVERTISE: /* §5.4.1, §6.1 */
-		if (c->gw_known && (m.gw_id != c->gw_id || !addr_eq(from, &c->gw)))
+		if (c->gw_known && !addr_eq(from, &c->gw))
 			return; /* another gateway */
 		if (!c->gw_known) {
 			c->gw = *from;
-			c->gw_id = m.gw_id;
 			c->gw_known = 1;
 			emit_msg(c, MQTTSN_EV_GW_FOUND, &m);
 		}
+		c->gw_id = m.gw_id; /* also when the application set the address */
 		c->adv_known = 1;
 		c->adv_deadline = now + (uint32_t)m.duration * 1000u * (cfg->n_adv ? cfg->n_adv : DEF_N_ADV);
 		return;

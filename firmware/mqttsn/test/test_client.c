@@ -661,12 +661,23 @@ static void test_discovery(void)
 	EXPECT_EVENT(MQTTSN_EV_CONNECTED);
 	at(15000);
 	in_from(&other_addr, "05 00 07 00 0a"); /* refreshes: lost at 35 s now */
-	in_from(&gw_addr, "05 00 08 00 01");    /* another gateway: no effect */
+	in_from(&gw_addr, "05 00 08 00 01");    /* another gateway's address: no effect */
 	at(34999);
 	EXPECT_NO_EVENT();
 	at(35000);
 	EXPECT_EVENT(MQTTSN_EV_GW_LOST);
 	CHECK(c.state == MQTTSN_STATE_DISCONNECTED && !c.gw_known);
+	sent.read = sent.n;
+
+	/* the gateway the application named is tracked by its ADVERTISEs too */
+	connected();
+	in("05 00 03 00 0a");
+	CHECK(c.gw_id == 3);
+	at(19999);
+	EXPECT_NO_EVENT();
+	at(20000);
+	EXPECT_EVENT(MQTTSN_EV_GW_LOST);
+	CHECK(c.state == MQTTSN_STATE_DISCONNECTED);
 	sent.read = sent.n;
 }
 
