@@ -211,6 +211,44 @@ func TestBridgeBoardGatewayRestart(t *testing.T) {
 	}
 }
 
+// A board whose own duty-cycle budget is smaller than any packet's time on
+// air refuses every TX_DATA with a failed TX_STATUS (reason 2), which
+// outpost counts; the node's uplink still reaches outpost, and the node,
+// never answered, gives up.
+func TestBridgeBoardDutyCycleRefusal(t *testing.T) {
+	root := bridgeRoot(t)
+	mk := bridgePeer(t, "make")
+	bridgePeer(t, "cc")
+	dir := t.TempDir()
+	hostBin, nodeBin := bridgeBuildBoard(t, root, mk, dir)
+	usbMaster, usbPath := ptytest.Open(t)
+	aMaster, aPath := ptytest.Open(t)
+	_, dataDir, _ := bridgeOutpost(t, root, dir, bridgeLoraConfig(usbPath))
+	// 5 ppm of an hour is 18 ms on air; a 3-byte CONNACK at 1000 bit/s takes 24 ms.
+	host := bridgeStart(t, "bridge-host", []*os.File{usbMaster, aMaster}, hostBin, "--usb", "fd:3", "--node", "0a0b=fd:4",
+		"--duty-cycle", "5", "--bit-rate", "1000")
+	bridgeWaitBoard(t, dataDir, 0)
+
+	out, err := exec.Command(nodeBin, "-d", aPath, "-i", "nodeA", "-P", "5", "-q", "1", "-m", "x", "-x", "5").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "error") {
+		t.Fatalf("the node connected through a board that may not send: %v\n%s", err, out)
+	}
+	bridgeWaitStatus(t, dataDir, func(st *bridgeStatus) error {
+		s := st.Serial[0]
+		if s.TxFailures == 0 || s.Nodes["0a0b"].Frames == 0 {
+			return fmt.Errorf("tx failures %d, frames from 0a0b %d", s.TxFailures, s.Nodes["0a0b"].Frames)
+		}
+		return nil
+	})
+	if err := host.stop(t); err != nil {
+		t.Fatalf("bridge-host: %v", err)
+	}
+	c := host.errs.String()
+	if m := regexp.MustCompile(`sent (\d+) failed (\d+) \(queue full 0, duty cycle (\d+)\)`).FindStringSubmatch(c); m == nil || m[1] != "0" || m[2] == "0" || m[2] != m[3] {
+		t.Fatalf("bridge-host should have refused every TX_DATA for its duty cycle: %v\n%s", m, c)
+	}
+}
+
 // bridgeBuildBoard builds bridge-host (with the sanitizers: a memory error
 // ends it with a failure) and the firmware's serial example node into dir.
 func bridgeBuildBoard(t *testing.T, root, mk, dir string) (hostBin, nodeBin string) {

@@ -284,10 +284,12 @@ func bridgeWaitTCP(t *testing.T, p *bridgeProc, addr string) {
 type bridgeStatus struct {
 	PID    int
 	Serial []struct {
-		Name     string
-		State    int
-		FramesIn uint64
-		Nodes    map[string]struct {
+		Name       string
+		State      int
+		FramesIn   uint64
+		FramesOut  uint64
+		TxFailures uint64
+		Nodes      map[string]struct {
 			RSSI   int16
 			SNR    int8
 			Frames uint64
