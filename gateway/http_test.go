@@ -594,3 +594,42 @@ func TestHTTPConfigErrors(t *testing.T) {
 		t.Errorf("password_file %q; want it next to the config", c.HTTP.PasswordFile)
 	}
 }
+
+// The HTTP server starts after every other component and stops first; a
+// port it cannot bind fails the start, and what started is stopped again.
+func TestHTTPServerInTheLifecycle(t *testing.T) {
+	cfg := httpTestConfig(t, "")
+	g, err := New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range g.components {
+		names = append(names, c.Name())
+	}
+	if i := slices.Index(names, "http"); i < 0 || i != len(names)-2 || names[len(names)-1] != "systemd" {
+		t.Errorf("components %v; want http last but the systemd notifier", names)
+	}
+
+	off := testConfig()
+	off.DataDir = t.TempDir()
+	if g, err := New(off, testLogger(t)); err != nil || g.HTTPAddr() != nil || slices.ContainsFunc(g.components, func(c component) bool { return c.Name() == "http" }) {
+		t.Errorf("with [http] address = \"\": err %v; want no HTTP server", err)
+	}
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg = httpTestConfig(t, "")
+	cfg.HTTP.Address = busy.Addr().String()
+	g, err = New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = waitFor(t, runGateway(context.Background(), g), "the start to fail")
+	if err == nil || !strings.Contains(err.Error(), "http") || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("Run = %v; want the HTTP server's bind failure", err)
+	}
+}
