@@ -8,6 +8,8 @@
 #   bridge-fuzz   libFuzzer on the frame decoder and the core's USB input,
 #                 seeded from the golden frames, for BRIDGE_FUZZ_SECONDS
 #   bridge-host   the Linux host runner (build/bridge-host)
+#   bridge-sketch the Arduino glue syntax-checked as C++ against the stub
+#                 Arduino and RadioLib headers of firmware/examples/arduino
 #   bridge-clean
 # Every name here starts with BRIDGE_ or bridge- so that it shares a
 # Makefile with other rules safely.
@@ -30,11 +32,11 @@ BRIDGE_CORE_HDR := $(BRIDGE_DIR)/core/bridge_frame.h $(BRIDGE_DIR)/core/bridge.h
 BRIDGE_TEXT_SRC := $(BRIDGE_DIR)/test/frame_text.c
 BRIDGE_INC := -I$(BRIDGE_DIR)/core -I$(BRIDGE_DIR)/test
 
-TEST_TARGETS += bridge-test
+TEST_TARGETS += bridge-test bridge-sketch
 SIZE_TARGETS += bridge-size
 FUZZ_TARGETS += bridge-fuzz
 
-.PHONY: bridge-test bridge-size bridge-fuzz bridge-host bridge-clean
+.PHONY: bridge-test bridge-size bridge-fuzz bridge-host bridge-sketch bridge-clean
 
 # One test binary per compiler: test_golden-gcc, test_core-clang, ...
 BRIDGE_TESTS := $(foreach cc,$(BRIDGE_CCS),$(BRIDGE_BUILD)/test_golden-$(cc) $(BRIDGE_BUILD)/test_core-$(cc))
@@ -59,6 +61,16 @@ bridge-host: $(BRIDGE_BUILD)/bridge-host
 
 $(BRIDGE_BUILD)/bridge-host: $(BRIDGE_DIR)/host/bridge_host.c $(BRIDGE_CORE_SRC) $(BRIDGE_CORE_HDR) | $(BRIDGE_BUILD)
 	$(BRIDGE_HOST_CC) $(BRIDGE_WARN) $(BRIDGE_HOST_CFLAGS) -I$(BRIDGE_DIR)/core -o $@ $(BRIDGE_DIR)/host/bridge_host.c $(BRIDGE_CORE_SRC)
+
+# The sketch is copied with the core into a sketch folder, as a user would.
+BRIDGE_CXX ?= g++
+BRIDGE_STUBS ?= $(BRIDGE_DIR)/../examples/arduino/stubs
+BRIDGE_SKETCH := $(BRIDGE_DIR)/arduino/outpost_bridge/outpost_bridge.ino
+bridge-sketch: $(BRIDGE_SKETCH) $(BRIDGE_CORE_SRC) $(BRIDGE_CORE_HDR) | $(BRIDGE_BUILD)
+	@rm -rf $(BRIDGE_BUILD)/sketch && mkdir -p $(BRIDGE_BUILD)/sketch/src
+	@cp $(BRIDGE_CORE_SRC) $(BRIDGE_CORE_HDR) $(BRIDGE_BUILD)/sketch/src/
+	@cp $(BRIDGE_SKETCH) $(BRIDGE_BUILD)/sketch/outpost_bridge.cpp
+	$(BRIDGE_CXX) -std=gnu++11 -Wall -Wextra -Werror -fsyntax-only -I$(BRIDGE_STUBS) $(BRIDGE_BUILD)/sketch/outpost_bridge.cpp
 
 # Cortex-M0+ is the size that counts; M4 shows it builds there too. The
 # objects are sized alone, then linked into a minimal program with

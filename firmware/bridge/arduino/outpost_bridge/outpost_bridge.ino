@@ -4,18 +4,22 @@
 // the gateway by USB CDC serial, speaking the bridge framing of
 // serialbus/BRIDGE-PROTOCOL.md. Everything protocol-related is in the core;
 // this file only moves bytes between the core, the USB serial port and
-// RadioLib. It is NOT compiled in CI (no Arduino toolchain there); the core
-// it wraps is built and tested on the host (make -C firmware/bridge).
+// RadioLib. It is not built for a board in CI (no Arduino toolchain there),
+// only syntax-checked; the core it wraps is built and tested on the host
+// (make -C firmware/bridge).
 //
 // Build: copy ../../core/bridge.c, bridge.h, bridge_frame.c, bridge_frame.h
 // into outpost_bridge/src/, install RadioLib (6.x), pick the board and the
-// pins below, upload.
+// pins below, upload. `make -C firmware/bridge bridge-sketch` syntax-checks
+// this file against the stub headers of firmware/examples/arduino/stubs.
 //
 // Air format (both ends, see ../../README.md): one LoRa packet per datagram,
 //   [0x4F up | 0x4E down] [node id, NODE_ID_LEN bytes] [MQTT-SN message]
 // A node sends "up" with its own id, and keeps "down" packets that carry its
 // id or the broadcast id (all 0xFF).
+#include <Arduino.h>
 #include <RadioLib.h>
+#include <string.h>
 
 #include "src/bridge.h"
 
@@ -61,9 +65,16 @@ static uint8_t radioSend(void *, const uint8_t *addr, uint8_t addrLen, const uin
     return BRIDGE_REASON_NONE; // bridge_radio_tx_done follows the tx-done interrupt
 }
 
+// Time on air of one packet (Semtech AN1200.13): explicit header, CRC on,
+// 8 preamble symbols, low data rate optimisation from 16 ms symbols on.
 static uint32_t radioAirtime(void *, uint16_t len)
 {
-    return (uint32_t)(radio.getTimeOnAir(1u + NODE_ID_LEN + len) / 1000u); // RadioLib gives microseconds
+    const float tsym = (float)(1UL << SF) / BW_KHZ; // ms
+    const int de = tsym > 16.0f ? 1 : 0;
+    const int num = 8 * (1 + NODE_ID_LEN + len) - 4 * SF + 28 + 16;
+    const int den = 4 * (SF - 2 * de);
+    const int payload = 8 + (num > 0 ? (num + den - 1) / den * CR : 0);
+    return (uint32_t)((8 + 4.25f + payload) * tsym + 0.999f);
 }
 
 // bridge_usb.write: never block; the core keeps what does not fit.
@@ -109,7 +120,8 @@ void loop()
 
     // USB -> core, keeping what the core cannot take yet.
     if (usbOff == usbLen && Serial.available() > 0) {
-        usbLen = Serial.readBytes(usbIn, min((size_t)Serial.available(), sizeof usbIn));
+        size_t n = (size_t)Serial.available();
+        usbLen = Serial.readBytes(usbIn, n < sizeof usbIn ? n : sizeof usbIn);
         usbOff = 0;
     }
     if (usbOff < usbLen)
@@ -126,8 +138,9 @@ void loop()
             size_t len = radio.getPacketLength();
             if (len <= sizeof pkt && radio.readData(pkt, len) == RADIOLIB_ERR_NONE && len > 1u + NODE_ID_LEN &&
                 pkt[0] == AIR_UP) {
-                int snr = (int)(radio.getSNR() * 4.0f); // quarter dB
-                bridge_radio_received(&board, pkt + 1, NODE_ID_LEN, (int16_t)radio.getRSSI(), (int8_t)constrain(snr, -127, 127),
+                float snr = radio.getSNR() * 4.0f; // quarter dB
+                snr = snr < -127.0f ? -127.0f : snr > 127.0f ? 127.0f : snr;
+                bridge_radio_received(&board, pkt + 1, NODE_ID_LEN, (int16_t)radio.getRSSI(), (int8_t)snr,
                                       pkt + 1 + NODE_ID_LEN, (uint16_t)(len - 1 - NODE_ID_LEN));
             }
         }
