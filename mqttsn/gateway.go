@@ -148,7 +148,7 @@ type Stats struct {
 	Malformed    int64 // datagrams that failed to decode, dropped
 	Unknown      int64 // messages from an address without a session
 	InboxFull    int64 // datagrams dropped because their client was too far behind
-	SocketDrops  int64 // datagrams the kernel dropped: a UDP socket's receive buffer was full (Linux)
+	SocketDrops  int64 // datagrams the kernel dropped: a UDP socket's receive buffer was full (Linux; told with the next datagram)
 
 	PublishIn       int64 // PUBLISH from clients taken by the broker (QoS -1 included)
 	PublishOut      int64 // PUBLISH to clients done (QoS 0 sent, QoS 1 acknowledged, QoS 2 received)
