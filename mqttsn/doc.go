@@ -111,11 +111,14 @@
 // The gateway's config maps [mqttsn] to Options: gateway_id, keep_alive_grace,
 // retry_interval (Tretry), retries (Nretry), max_clients,
 // max_topics_per_client, max_buffered, session_expiry, advertise_interval,
-// [mqttsn.predefined] (id = "topic") and [mqttsn.client_predefined.<ClientId>];
-// client_id_prefix goes to every Transport. Each [[mqttsn.udp]] is a
-// Transport with Addr, MTU, AllowQoSMinus1 and Broadcast; each [[serial]] is
-// a serialbus.Link given as Transport.Conn (whose MTU and broadcast address
-// are used). Deps.Broker is the *localbroker.Broker, Deps.Store the
-// spool's KV namespace "mqttsn". The gateway starts after
-// the broker and the serial links, and stops before them.
+// acl_file, unconnected_rate (0: no limit), unconnected_burst,
+// unconnected_sources, [mqttsn.usernames], [mqttsn.predefined] (id =
+// "topic") and [mqttsn.client_predefined.<ClientId>]; client_id_prefix goes
+// to every Transport. Each [[mqttsn.udp]] is a Transport with Addr, MTU,
+// AllowQoSMinus1, Broadcast, AllowClientIDs and AllowAddrs (IP prefixes);
+// each [[serial]] (with allow_client_ids and allow_addresses, node
+// addresses) is a serialbus.Link given as Transport.Conn (whose MTU and
+// broadcast address are used). Deps.Broker is the *localbroker.Broker,
+// Deps.Store the spool's KV namespace "mqttsn". The gateway starts after the
+// broker and the serial links, and stops before them.
 package mqttsn
