@@ -23,7 +23,8 @@ import (
 // mosquitto_sub on the LAN side gets; subscribes to a wildcard and gets what
 // mosquitto_pub publishes (through the gateway's REGISTER); sleeps, and gets
 // what was published while it slept when it wakes; and leaves a will that
-// the gateway publishes when the node dies.
+// the gateway publishes when the node dies; and publishes and gets a
+// publish with every message wrapped in a forwarder encapsulation.
 func TestExampleNodesEndToEnd(t *testing.T) {
 	root := bridgeRoot(t)
 	bridgePeer(t, "mosquitto_sub")
@@ -166,6 +167,23 @@ allow_qos_minus1 = true
 				}
 				if !(asleep >= 0 && asleep < msg && msg < done) || count(lines, "msg "+topic+" while-asleep") != 1 {
 					t.Fatalf("want asleep, then the message once, then wake-done; got %q", lines)
+				}
+			})
+
+			// §5.5: the node wraps every message in a forwarder
+			// encapsulation with its Wireless Node Id, as a node behind
+			// a forwarder appears to the gateway; the gateway answers
+			// encapsulated, and the publishes go both ways.
+			t.Run("encapsulated", func(t *testing.T) {
+				topic, cmd := "fw/"+l.name+"/enc", "cmd/fw-"+l.name+"/enc"
+				p := bridgeStart(t, "encap", nil, l.bin,
+					node("enc", "-E", "0a0b", "-s", cmd, "-Q", "2", "-t", topic, "-q", "2", "-m", "wrapped", "-c", "1")...)
+				p.waitLine(t, "published", func(s string) bool { return strings.HasPrefix(s, "published ") })
+				sub.expect(t, "2 "+topic+" wrapped")
+				bridgePublish(t, pub, port, cmd, "unwrapped", 2)
+				p.waitLine(t, "the command", func(s string) bool { return s == "msg "+cmd+" unwrapped" })
+				if err := p.wait(t); err != nil {
+					t.Fatalf("node: %v", err)
 				}
 			})
 
