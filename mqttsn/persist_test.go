@@ -1,8 +1,12 @@
 package mqttsn
 
 import (
+	"net"
 	"testing"
 	"time"
+
+	"github.com/outpost-gw/outpost/mqttsn/packet"
+	"github.com/outpost-gw/outpost/spool"
 )
 
 // A stored session reads back as written: topic ids with who assigned
@@ -57,5 +61,57 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 	if _, err := decodeRecord([]byte{2}, 10); err == nil {
 		t.Fatal("a record of version 2 decoded")
+	}
+}
+
+// A topic id is on disk before its REGACK or SUBACK: a second gateway
+// reading the same spool while the first one still runs (as after a kill
+// -9 of the first) knows the ids of a CleanSession=false client, and forgets
+// them once that client connects with CleanSession=true.
+func TestTopicIDsStoredBeforeTheAnswer(t *testing.T) {
+	st, err := spool.New(spool.Options{Dir: t.TempDir(), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilStopped(t, "spool", st.Run, st.Ready())
+	kv, err := st.KV("mqttsn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func() *env {
+		b, tcp := startBroker(t)
+		g, err := New(Options{Transports: []Transport{{Name: "udp", Addr: "127.0.0.1:0"}}, Logger: testLogger()},
+			Deps{Broker: b, Store: kv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runUntilStopped(t, "gateway", g.Run, g.Ready())
+		return &env{b: b, tcp: tcp, g: g, gwAddr: g.Addrs()["udp"].(*net.UDPAddr)}
+	}
+	first := start()
+	c := newSNClient(t, first.gwAddr)
+	c.connect("durable", false, 60)
+	c.register("pad/1")
+	id := c.register("d/t")
+	subID := c.subscribe(packet.TopicIDNormal, "d/cmd", 0, packet.QoS1).TopicID
+
+	second := start()
+	if s := second.g.Stats(); s.SavedSessions != 1 {
+		t.Fatalf("second gateway: %d saved sessions, want 1", s.SavedSessions)
+	}
+	w := watch(t, second.b, "d/#")
+	c2 := newSNClient(t, second.gwAddr)
+	c2.connect("durable", false, 60)
+	c2.publish(packet.TopicIDNormal, id, packet.QoS1, false, "kept")
+	w.expect("d/t", "kept")
+	c2.send(&packet.Register{MsgID: 77, TopicName: []byte("d/cmd")})
+	if ra := expect[*packet.Regack](c2); ra.TopicID != subID {
+		t.Fatalf("REGACK %+v for the name subscribed before: want its id %d", ra, subID)
+	}
+
+	c2.connect("durable", true, 60)
+	third := start()
+	if s := third.g.Stats(); s.SavedSessions != 0 {
+		t.Fatalf("after a clean session: %d saved sessions, want 0", s.SavedSessions)
 	}
 }
