@@ -425,6 +425,8 @@ static void retransmit(mqttsn_client_t *c, uint32_t now)
 		}
 		return;
 	}
+	if (c->fresh && c->await == MQTTSN_CONNACK)
+		(void)load_connect(c, now); /* after congestion: CONNECT, not a will message */
 	c->tries++;
 	if (c->tx_flags_off) {
 		/* §5.3.4: DUP on a retransmitted PUBLISH or SUBSCRIBE, not on a
@@ -580,8 +582,7 @@ static int reply(mqttsn_client_t *c, const mqttsn_msg_t *m, uint32_t now)
 		if (c->await != MQTTSN_CONNACK)
 			return 0;
 		if (m->return_code == MQTTSN_RC_CONGESTION) {
-			(void)load_connect(c, now);
-			congestion(c, m, now);
+			congestion(c, m, now); /* CONNECT is put back in tx after Twait */
 			return 1;
 		}
 		end(c);

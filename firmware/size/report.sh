@@ -49,11 +49,11 @@ set -- $(library "$DIR/codec.elf" "$DIR/mqttsn.o"); lib_codec_t=$1 lib_codec_r=$
 set -- $(library "$DIR/client.elf" "$DIR/mqttsn.o" "$DIR/mqttsn_client.o"); lib_client_t=$1 lib_client_r=$2
 state=$("$NM" -S -t d "$DIR/client.elf" | awk '$4 == "client" { print $2 + 0 }')
 # The deepest call path of the library, read off the code by hand: a
-# CONNACK "rejected: congestion" read inside poll puts CONNECT back in tx,
-# and mqttsn_encode checks what it wrote with the decoder. The other paths
-# (an acknowledgement sent from input, a retransmission from poll) are
+# WILLTOPICREQ (or PUBREC) read inside poll puts the answer in tx, and
+# mqttsn_encode checks what it wrote with the decoder. The other paths (an
+# acknowledgement sent from input, a retransmission from poll) are
 # shallower. The sum of the frames -fstack-usage gives.
-path="mqttsn_client_poll mqttsn_client_input load_connect load mqttsn_encode mqttsn_decode plain mqttsn_valid_utf8"
+path="mqttsn_client_poll mqttsn_client_input load mqttsn_encode mqttsn_decode plain mqttsn_valid_utf8"
 stack=$(cat "$DIR"/*.su | awk -F'\t' -v path="$path" '
 	{ f = $1; sub(/.*:/, "", f); frame[f] = $2 + 0 }
 	END { n = split(path, p, " "); for (i = 1; i <= n; i++) { if (!(p[i] in frame)) missing = 1; s += frame[p[i]] }
@@ -67,6 +67,7 @@ printf '%-34s %10d %14d\n' "client: library + libc it pulls in" "$lib_client_t" 
 printf '%-34s %10d %14d\n' "client: linked, over the baseline" "$((client_t - base_t))" "$((client_r - base_r))"
 printf '%-34s %10s %14d\n' "client state (mqttsn_client_t)" "" "$state"
 printf '%-34s %10s %14d\n' "stack, deepest library call path" "" "$stack"
+printf '%-34s %10s %14d\n' "RAM beyond the buffers: state+stack" "" "$((state + stack))"
 echo "(flash = .text + .rodata; RAM = .data + .bss. The linked rows include the test mains (size/main_*.c)"
 echo " and their buffers. The library has no static state: the client's state is the application's"
 echo " mqttsn_client_t, beside its tx and rx buffers. Stack: $path,"
@@ -75,6 +76,6 @@ echo "goal for the full client: <= 6144 B flash, <= 512 B RAM beyond the applica
 if [ "$stack" -lt 0 ]; then
 	echo "size: a function of the stack path is gone; update size/report.sh"; exit 1
 fi
-if [ "$lib_client_t" -gt 6144 ] || [ "$state" -gt 512 ]; then
+if [ "$lib_client_t" -gt 6144 ] || [ $((state + stack)) -gt 512 ]; then
 	echo "size: over the goal"; exit 1
 fi

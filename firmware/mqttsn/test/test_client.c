@@ -226,10 +226,20 @@ static void test_connect_will(void)
 	EXPECT_SENT("06 07 30 77 2f 74");
 	in("02 08"); /* WILLMSGREQ */
 	EXPECT_SENT("05 09 62 79 65");
+	in("03 05 01"); /* congestion: after Twait, CONNECT again (not WILLMSG) */
+	EXPECT_EVENT(MQTTSN_EV_CONGESTION);
+	at(5999);
+	EXPECT_QUIET();
+	at(6000);
+	EXPECT_SENT("08 04 0c 01 00 3c 63 31");
+	in("02 06");
+	EXPECT_SENT("06 07 30 77 2f 74");
+	in("02 08");
+	EXPECT_SENT("05 09 62 79 65");
 	in("03 05 00");
 	CHECK(EXPECT_EVENT(MQTTSN_EV_CONNECTED)->return_code == 0);
 	CHECK(c.state == MQTTSN_STATE_ACTIVE);
-	at(10000);
+	at(20000);
 	EXPECT_QUIET();
 	fresh_config();
 }
