@@ -121,7 +121,7 @@ static size_t unhex(const char *s, uint8_t *out)
 	return n;
 }
 
-static void hexs(char *out, const uint8_t *p, size_t n)
+static void hex_spaced(char *out, const uint8_t *p, size_t n)
 {
 	out[0] = '\0';
 	for (size_t i = 0; i < n; i++)
@@ -155,7 +155,7 @@ static void expect_sent(int line, const char *hex, int broadcast)
 		CHECKF(0, "line %d: nothing sent, want %s", line, hex);
 		return;
 	}
-	hexs(got, sent.data[sent.read], sent.len[sent.read]);
+	hex_spaced(got, sent.data[sent.read], sent.len[sent.read]);
 	CHECKF(sent.len[sent.read] == n && memcmp(sent.data[sent.read], want, n) == 0, "line %d: sent %s, want %s",
 	       line, got, hex);
 	CHECKF(sent.broadcast[sent.read] == broadcast, "line %d: broadcast %d, want %d", line,
@@ -168,7 +168,7 @@ static void expect_quiet(int line)
 {
 	char got[1024];
 	if (sent.read < sent.n) {
-		hexs(got, sent.data[sent.read], sent.len[sent.read]);
+		hex_spaced(got, sent.data[sent.read], sent.len[sent.read]);
 		CHECKF(0, "line %d: sent %s, want nothing", line, got);
 		sent.read = sent.n;
 	}

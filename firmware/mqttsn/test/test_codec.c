@@ -5,40 +5,17 @@
  * to its own bytes (or its canonical bytes); every invalid one must be
  * rejected with its kind. The expected values are in expected.txt, one line
  * per valid case: name, the datagram in hex, and the decoded message written
- * out field by field (dump below). The Go end-to-end tests (tests/firmware)
+ * out field by field (dump.c). The Go end-to-end tests (tests/firmware)
  * check the same file against the Go decoder, so that C and Go agree on the
  * value of every case, not only on accepting it.
  */
+#include "dump.h"
 #include "fixtures.h"
 #include "mqttsn.h"
 #include "test.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static void hexs(char *out, const uint8_t *p, size_t n)
-{
-	if (n == 0) {
-		strcpy(out, "-");
-		return;
-	}
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", p[i]);
-}
-
-/* dump writes every field of m; tests/firmware writes the same from Go. */
-void dump(char *out, size_t cap, const mqttsn_msg_t *m)
-{
-	char pay[2 * 1024 + 2], node[2 * 256 + 2];
-	hexs(pay, m->payload, m->payload_len);
-	hexs(node, m->node_id, m->node_id_len);
-	snprintf(out, cap,
-		 "type=%02x dup=%u qos=%d retain=%u will=%u clean=%u tidt=%u rc=%u gw=%u radius=%u hasdur=%u dur=%u "
-		 "tid=%u mid=%u payload=%s encap=%u ctrl=%u node=%s",
-		 m->type, m->dup, m->qos, m->retain, m->will, m->clean_session, m->topic_id_type, m->return_code,
-		 m->gw_id, m->radius, m->has_duration, m->duration, m->topic_id, m->msg_id, pay, m->encapsulated,
-		 m->ctrl, node);
-}
 
 /* expected.txt: "name hex dump..." per line */
 typedef struct {
