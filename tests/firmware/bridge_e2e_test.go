@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/outpost-gw/outpost/internal/ptytest"
 	"github.com/outpost-gw/outpost/mqttsn/client"
@@ -247,6 +248,139 @@ func TestBridgeBoardDutyCycleRefusal(t *testing.T) {
 	if m := regexp.MustCompile(`sent (\d+) failed (\d+) \(queue full 0, duty cycle (\d+)\)`).FindStringSubmatch(c); m == nil || m[1] != "0" || m[2] == "0" || m[2] != m[3] {
 		t.Fatalf("bridge-host should have refused every TX_DATA for its duty cycle: %v\n%s", m, c)
 	}
+}
+
+// Many nodes at once: 24 nodes, each an MQTT-SN client written by hand on
+// its own raw tty, connect, publish at QoS 1 and disconnect at the same
+// time through one board; mosquitto_sub gets every message, status.json
+// shows every node with its own RSSI and SNR, and the board dropped nothing.
+func TestBridgeBoardManyNodes(t *testing.T) {
+	root := bridgeRoot(t)
+	bridgePeer(t, "mosquitto_sub")
+	bridgePeer(t, "mosquitto_pub")
+	mk := bridgePeer(t, "make")
+	bridgePeer(t, "cc")
+	dir := t.TempDir()
+	hostBin, _ := bridgeBuildBoard(t, root, mk, dir)
+	usbMaster, usbPath := ptytest.Open(t)
+	const n = 24
+	files, args := []*os.File{usbMaster}, []string{"--usb", "fd:3"}
+	paths := make([]string, n)
+	for i := range n {
+		m, p := ptytest.Open(t)
+		files, paths[i] = append(files, m), p
+		args = append(args, "--node", fmt.Sprintf("%04x=fd:%d,rssi=%d,snr=%d", 0x1000+i, 4+i, -40-i, i-12))
+	}
+	port, dataDir, _ := bridgeOutpost(t, root, dir, bridgeLoraConfig(usbPath))
+	host := bridgeStart(t, "bridge-host", files, hostBin, args...)
+	bridgeWaitBoard(t, dataDir, 0)
+	sub := bridgeSubscribe(t, port, "sensors/#", "sensors/probe")
+
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	var want []string
+	for i := range n {
+		msg := fmt.Sprintf("m%02d", i)
+		want = append(want, "1 sensors/temp "+msg)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := bridgeRawNode(paths[i], fmt.Sprintf("many%02d", i), msg); err != nil {
+				errs <- fmt.Errorf("node %04x: %w", 0x1000+i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	sub.expect(t, want...)
+	bridgeWaitStatus(t, dataDir, func(st *bridgeStatus) error {
+		for i := range n {
+			id := fmt.Sprintf("%04x", 0x1000+i)
+			nd, ok := st.Serial[0].Nodes[id]
+			if !ok || int(nd.RSSI) != -40-i || int(nd.SNR) != i-12 || nd.Frames < 3 {
+				return fmt.Errorf("node %s: %+v (present %v)", id, nd, ok)
+			}
+		}
+		return nil
+	})
+	if err := host.stop(t); err != nil {
+		t.Fatalf("bridge-host: %v", err)
+	}
+	c := host.errs.String()
+	if m := regexp.MustCompile(`; rx (\d+) dropped 0 `).FindStringSubmatch(c); m == nil || m[1] != strconv.Itoa(3*n) {
+		t.Fatalf("bridge-host should have passed on %d packets and dropped none: %v\n%s", 3*n, m, c)
+	}
+}
+
+// bridgeRawNode is an MQTT-SN node written by hand (CONNECT, PUBLISH at
+// QoS 1 to the pre-defined topic id 5, DISCONNECT) on the node's tty, in
+// the raw framing: the packets' own bytes.
+func bridgeRawNode(path, clientID, msg string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var dec serialbus.RawDecoder
+	var got [][]byte
+	buf := make([]byte, 512)
+	exchange := func(m packet.Message, want packet.MsgType) (packet.Message, error) {
+		if _, err := f.Write(packet.Append(nil, m)); err != nil {
+			return nil, err
+		}
+		deadline := time.Now().Add(bridgeWait)
+		for {
+			for len(got) > 0 {
+				r, err := packet.Decode(got[0])
+				got = got[1:]
+				if err != nil {
+					return nil, err
+				}
+				if r.Type() == want {
+					return r, nil
+				}
+			}
+			if err := f.SetReadDeadline(deadline); err != nil {
+				return nil, err
+			}
+			k, err := f.Read(buf)
+			if err != nil {
+				return nil, fmt.Errorf("waiting for %v: %w", want, err)
+			}
+			for p := buf[:k]; len(p) > 0; {
+				pkt, used, err := dec.Next(p)
+				p = p[used:]
+				if err != nil {
+					return nil, err
+				}
+				if pkt != nil {
+					got = append(got, append([]byte(nil), pkt...))
+				}
+			}
+		}
+	}
+	r, err := exchange(&packet.Connect{CleanSession: true, KeepAlive: 60, ClientID: []byte(clientID)}, packet.TypeConnack)
+	if err != nil {
+		return err
+	}
+	if ack := r.(*packet.Connack); ack.ReturnCode != packet.Accepted {
+		return fmt.Errorf("CONNACK %v", ack.ReturnCode)
+	}
+	r, err = exchange(&packet.Publish{QoS: packet.QoS1, TopicIDType: packet.TopicIDPredefined, TopicID: 5, MsgID: 1, Data: []byte(msg)}, packet.TypePuback)
+	if err != nil {
+		return err
+	}
+	if ack := r.(*packet.Puback); ack.ReturnCode != packet.Accepted || ack.MsgID != 1 {
+		return fmt.Errorf("PUBACK %+v", ack)
+	}
+	_, err = exchange(&packet.Disconnect{}, packet.TypeDisconnect)
+	return err
 }
 
 // bridgeBuildBoard builds bridge-host (with the sanitizers: a memory error

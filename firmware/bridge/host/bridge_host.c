@@ -295,6 +295,9 @@ static void read_node(node *nd, uint32_t now)
             logf_("node %s: packet dropped (receive queue full)", nd->name);
         else if (verbose)
             logf_("air: %u bytes from %s", (unsigned)len, nd->name);
+        /* On air, packets come one at a time, a time on air apart; here a
+         * burst from many ttys comes at once: pass each on to USB now. */
+        bridge_poll(&board, now);
     }
 }
 
