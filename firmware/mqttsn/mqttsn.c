@@ -19,7 +19,9 @@
 #define F_CLEAN 0x04u
 #define F_TID 0x03u
 
-static uint16_t be16(const uint8_t *b) { return (uint16_t)((uint16_t)b[0] << 8 | b[1]); }
+/* be16 reads a big-endian 16-bit field; unsigned arithmetic, so that a
+ * 16-bit int (AVR, MSP430) does not overflow. */
+static uint16_t be16(const uint8_t *b) { return (uint16_t)((unsigned)b[0] << 8 | b[1]); }
 
 static uint8_t *put16(uint8_t *p, uint16_t v)
 {

@@ -195,7 +195,7 @@ int mqttsn_wake(mqttsn_client_t *c, uint32_t now);                              
 int mqttsn_disconnect(mqttsn_client_t *c, uint32_t now);                                    /* §6.12 */
 
 /* The TopicId value of a two-character short topic name (§6.7). */
-#define MQTTSN_SHORT(s) ((uint16_t)((uint16_t)(uint8_t)(s)[0] << 8 | (uint8_t)(s)[1]))
+#define MQTTSN_SHORT(s) ((uint16_t)((unsigned)(uint8_t)(s)[0] << 8 | (uint8_t)(s)[1]))
 
 #ifdef __cplusplus
 }
