@@ -17,6 +17,7 @@ import (
 
 	"github.com/outpost-gw/outpost/localbroker"
 	"github.com/outpost-gw/outpost/localbroker/auth"
+	bpacket "github.com/outpost-gw/outpost/localbroker/packet"
 	"github.com/outpost-gw/outpost/mqttsn/packet"
 )
 
@@ -643,6 +644,11 @@ func (g *Gateway) publishMinus1(p peer, m *packet.Publish) {
 		return
 	}
 	code, err := tr.minus1.Publish(g.runCtx, &localbroker.Message{Topic: name, Payload: m.Data, Retain: m.Retain})
+	if code == bpacket.NotAuthorized {
+		g.st.notAuthorized.Add(1)
+		g.warnLimited("acl", "not authorized", "access", "publish QoS -1", "transport", tr.opts.Name, "remote", p.String(), "topic", name)
+		return
+	}
 	if err != nil || code.IsError() {
 		g.st.dropped.Add(1)
 		g.debugLimited("qos-1", "QoS -1 PUBLISH refused by the broker", "topic", name, "code", code, "err", err)
