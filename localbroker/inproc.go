@@ -2,6 +2,7 @@ package localbroker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -77,6 +78,8 @@ func (d *Delivery) Ack() {
 	}
 }
 
+var errNextWithDeliver = errors.New("localbroker: Next on a client with a Deliver func")
+
 // Client is an in-process MQTT client.
 type Client struct {
 	b    *Broker
@@ -106,8 +109,13 @@ func (b *Broker) Attach(opts ClientOptions) (*Client, bool, error) {
 	if lname == "" {
 		lname = "inproc"
 	}
-	c := &Client{b: b, opts: opts, signal: make(chan struct{}, 1), done: make(chan struct{}),
+	c := &Client{b: b, opts: opts,
 		info: ClientInfo{ClientID: opts.ClientID, Username: opts.Username, Listener: lname, Version: packet.V5}}
+	if opts.Deliver == nil {
+		// Only Next waits; a client with a Deliver func (every MQTT-SN
+		// device) does without the two channels.
+		c.signal, c.done = make(chan struct{}, 1), make(chan struct{})
+	}
 	if opts.Will != nil {
 		if err := topic.ValidName(opts.Will.Topic, b.opts.MaxTopicLength, b.opts.MaxTopicLevels); err != nil {
 			return nil, false, packet.Errorf(packet.TopicNameInvalid, "will topic: %v", err)
@@ -204,6 +212,9 @@ func (c *Client) Unsubscribe(ctx context.Context, filters []string) ([]packet.Re
 // Next returns the next delivery, waiting until one arrives, ctx is done,
 // or the client is closed (ErrClosed). Not for clients with a Deliver func.
 func (c *Client) Next(ctx context.Context) (*Delivery, error) {
+	if c.done == nil {
+		return nil, errNextWithDeliver
+	}
 	for {
 		c.mu.Lock()
 		if len(c.queue) > 0 {
@@ -271,7 +282,9 @@ func (c *Client) Close(withWill bool) {
 		return
 	}
 	c.closed = true
-	close(c.done)
+	if c.done != nil {
+		close(c.done)
+	}
 	c.mu.Unlock()
 	c.b.detach(c.sess, c, withWill)
 }
@@ -318,6 +331,8 @@ func (c *Client) kick(packet.ReasonCode) {
 	defer c.mu.Unlock()
 	if !c.closed {
 		c.closed = true
-		close(c.done)
+		if c.done != nil {
+			close(c.done)
+		}
 	}
 }
