@@ -33,14 +33,8 @@ import (
 // publishes; outpost's status.json shows the board's STATUS and each node's
 // RSSI and SNR as bridge-host reported them.
 func TestBridgeBoardEndToEnd(t *testing.T) {
-	root := bridgeRoot(t)
-	bridgePeer(t, "mosquitto_sub")
-	pub := bridgePeer(t, "mosquitto_pub")
-	mk := bridgePeer(t, "make")
-	bridgePeer(t, "cc")
-	dir := t.TempDir()
-
-	hostBin, nodeBin := bridgeBuildBoard(t, root, mk, dir)
+	b := bridgeSetup(t)
+	root, dir, pub, hostBin, nodeBin := b.root, b.dir, b.pub, b.hostBin, b.nodeBin
 	usbMaster, usbPath := ptytest.Open(t)
 	aMaster, aPath := ptytest.Open(t)
 	bMaster, bPath := ptytest.Open(t)
@@ -173,13 +167,8 @@ func TestBridgeBoardEndToEnd(t *testing.T) {
 // board for its STATUS when it opens the port, and a node's messages go
 // through the board to the new process as they went to the old one.
 func TestBridgeBoardGatewayRestart(t *testing.T) {
-	root := bridgeRoot(t)
-	bridgePeer(t, "mosquitto_sub")
-	bridgePeer(t, "mosquitto_pub")
-	mk := bridgePeer(t, "make")
-	bridgePeer(t, "cc")
-	dir := t.TempDir()
-	hostBin, nodeBin := bridgeBuildBoard(t, root, mk, dir)
+	b := bridgeSetup(t)
+	root, dir, hostBin, nodeBin := b.root, b.dir, b.hostBin, b.nodeBin
 	usbMaster, usbPath := ptytest.Open(t)
 	aMaster, aPath := ptytest.Open(t)
 	port, dataDir, restart := bridgeOutpost(t, root, dir, bridgeLoraConfig(usbPath))
@@ -217,11 +206,8 @@ func TestBridgeBoardGatewayRestart(t *testing.T) {
 // outpost counts; the node's uplink still reaches outpost, and the node,
 // never answered, gives up.
 func TestBridgeBoardDutyCycleRefusal(t *testing.T) {
-	root := bridgeRoot(t)
-	mk := bridgePeer(t, "make")
-	bridgePeer(t, "cc")
-	dir := t.TempDir()
-	hostBin, nodeBin := bridgeBuildBoard(t, root, mk, dir)
+	b := bridgeSetup(t)
+	root, dir, hostBin, nodeBin := b.root, b.dir, b.hostBin, b.nodeBin
 	usbMaster, usbPath := ptytest.Open(t)
 	aMaster, aPath := ptytest.Open(t)
 	_, dataDir, _ := bridgeOutpost(t, root, dir, bridgeLoraConfig(usbPath))
@@ -255,13 +241,8 @@ func TestBridgeBoardDutyCycleRefusal(t *testing.T) {
 // time through one board; mosquitto_sub gets every message, status.json
 // shows every node with its own RSSI and SNR, and the board dropped nothing.
 func TestBridgeBoardManyNodes(t *testing.T) {
-	root := bridgeRoot(t)
-	bridgePeer(t, "mosquitto_sub")
-	bridgePeer(t, "mosquitto_pub")
-	mk := bridgePeer(t, "make")
-	bridgePeer(t, "cc")
-	dir := t.TempDir()
-	hostBin, _ := bridgeBuildBoard(t, root, mk, dir)
+	b := bridgeSetup(t)
+	root, dir, hostBin := b.root, b.dir, b.hostBin
 	usbMaster, usbPath := ptytest.Open(t)
 	const n = 24
 	files, args := []*os.File{usbMaster}, []string{"--usb", "fd:3"}
@@ -383,15 +364,29 @@ func bridgeRawNode(path, clientID, msg string) error {
 	return err
 }
 
-// bridgeBuildBoard builds bridge-host (with the sanitizers: a memory error
-// ends it with a failure) and the firmware's serial example node into dir.
-func bridgeBuildBoard(t *testing.T, root, mk, dir string) (hostBin, nodeBin string) {
+// bridgeBoard is what every bridge board test starts from.
+type bridgeBoard struct {
+	root    string // the module's folder
+	dir     string // the test's folder
+	pub     string // mosquitto_pub
+	hostBin string // bridge-host, built with the sanitizers: a memory error ends it with a failure
+	nodeBin string // the firmware's serial example node
+}
+
+// bridgeSetup checks the peers of the bridge board tests (mosquitto_sub and
+// _pub, make, cc) and builds bridge-host and the serial example node.
+func bridgeSetup(t *testing.T) bridgeBoard {
 	t.Helper()
-	bridgeRun(t, root, mk, "-s", "-C", "firmware/bridge", "-f", "bridge.mk", "bridge-host",
-		"BRIDGE_BUILD="+dir, "BRIDGE_HOST_CFLAGS=-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all")
-	nodeBin = filepath.Join(dir, "mqttsn-serial-node")
-	bridgeRun(t, root, mk, "-s", "-C", "firmware", "BUILD="+dir, nodeBin)
-	return filepath.Join(dir, "bridge-host"), nodeBin
+	b := bridgeBoard{root: bridgeRoot(t), dir: t.TempDir(), pub: bridgePeer(t, "mosquitto_pub")}
+	bridgePeer(t, "mosquitto_sub")
+	mk := bridgePeer(t, "make")
+	bridgePeer(t, "cc")
+	bridgeRun(t, b.root, mk, "-s", "-C", "firmware/bridge", "-f", "bridge.mk", "bridge-host",
+		"BRIDGE_BUILD="+b.dir, "BRIDGE_HOST_CFLAGS=-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all")
+	b.hostBin = filepath.Join(b.dir, "bridge-host")
+	b.nodeBin = filepath.Join(b.dir, "mqttsn-serial-node")
+	bridgeRun(t, b.root, mk, "-s", "-C", "firmware", "BUILD="+b.dir, b.nodeBin)
+	return b
 }
 
 // bridgeLoraConfig is outpost's config for a bridge board on the tty dev,
