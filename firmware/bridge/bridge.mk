@@ -76,9 +76,10 @@ bridge-sketch: $(BRIDGE_SKETCH) $(BRIDGE_CORE_SRC) $(BRIDGE_CORE_HDR) | $(BRIDGE
 # objects are sized alone, then linked into a minimal program with
 # newlib-nano and --gc-sections, with and without the core: the difference
 # counts what the core pulls from libc and libgcc (memcpy, 64-bit division).
-# The bridge state (queues and buffers) is the application's: sizeof(bridge)
+# The core is held to -Wconversion and friends there too, as strict embedded
+# builds are. The bridge state (queues and buffers) is the application's: sizeof(bridge)
 # is the .bss of size_state.c.
-BRIDGE_ARM_FLAGS := $(BRIDGE_WARN) -Os -mthumb -ffunction-sections -fdata-sections -I$(BRIDGE_DIR)/core
+BRIDGE_ARM_FLAGS := $(BRIDGE_WARN) -Wshadow -Wconversion -Wsign-conversion -Wcast-qual -Wstrict-prototypes -Os -mthumb -ffunction-sections -fdata-sections -I$(BRIDGE_DIR)/core
 BRIDGE_ARM_LINK := --specs=nano.specs --specs=nosys.specs -Wl,--gc-sections
 bridge-size: | $(BRIDGE_BUILD)
 	@set -e; for cpu in cortex-m0plus cortex-m4; do \
