@@ -604,6 +604,53 @@ static void test_bad_input(void)
     CHECK(rad.nsent == 0, "sent on air");
 }
 
+/* The decoder's layout rules beyond the golden frames (§4). */
+static void test_decode_rules(void)
+{
+    static const struct {
+        const char *name;
+        uint8_t body[40];
+        size_t n;
+        int want;
+    } cases[] = {
+        {"STATUS version 2 with a field appended", {0x83, 2, 0, 222, 0, 0, 0, 1, 0, 0, 0, 1, 7, 5, 14, 1, 'x', 0xAA}, 18, 0},
+        {"STATUS version 1 with a byte after the string", {0x83, 1, 0, 222, 0, 0, 0, 1, 0, 0, 0, 1, 7, 5, 14, 1, 'x', 0xAA}, 18, BRIDGE_E_MALFORMED},
+        {"STATUS version 0", {0x83, 0, 0, 222, 0, 0, 0, 1, 0, 0, 0, 1, 7, 5, 14, 0}, 16, BRIDGE_E_MALFORMED},
+        {"STATUS string longer than the frame", {0x83, 1, 0, 222, 0, 0, 0, 1, 0, 0, 0, 1, 7, 5, 14, 2, 'x'}, 17, BRIDGE_E_MALFORMED},
+        {"STATUS string not printable", {0x83, 1, 0, 222, 0, 0, 0, 1, 0, 0, 0, 1, 7, 5, 14, 1, 0x7F}, 17, BRIDGE_E_MALFORMED},
+        {"STATUS cut short", {0x83, 1, 0, 222, 0, 0, 0, 1, 0, 0, 0, 1, 7, 5, 14}, 15, BRIDGE_E_MALFORMED},
+        {"TX_STATUS failed without a reason", {0x82, 1, 1, 0}, 4, BRIDGE_E_MALFORMED},
+        {"TX_STATUS sent with a reason", {0x82, 1, 0, 2}, 4, BRIDGE_E_MALFORMED},
+        {"TX_STATUS with an unknown reason", {0x82, 1, 1, 0x42}, 4, 0},
+        {"TX_STATUS one byte long", {0x82, 1, 0, 0, 0}, 5, BRIDGE_E_MALFORMED},
+        {"STATUS_REQUEST with a payload", {0x02, 0}, 2, BRIDGE_E_MALFORMED},
+        {"TX_DATA without a frame id", {0x01}, 1, BRIDGE_E_MALFORMED},
+        {"TX_DATA encapsulation MsgType not FE", {0x01, 1, 5, 0xFD, 0, 1, 2, 2, 0x16}, 9, BRIDGE_E_MALFORMED},
+        {"TX_DATA without a message", {0x01, 1, 5, 0xFE, 0, 1, 2}, 7, BRIDGE_E_MALFORMED},
+        {"TX_DATA node id of 0 bytes", {0x01, 1, 3, 0xFE, 0, 2, 0x16}, 7, BRIDGE_E_MALFORMED},
+        {"TX_DATA node id of 8 bytes, radius 3", {0x01, 1, 11, 0xFE, 3, 1, 2, 3, 4, 5, 6, 7, 8, 2, 0x16}, 15, 0},
+        {"RX_DATA without SNR", {0x81, 0xFF, 0xA9}, 3, BRIDGE_E_MALFORMED},
+        {"RX_DATA with a one-byte message", {0x81, 0xFF, 0xA9, 0x19, 4, 0xFE, 0, 7, 0x42}, 9, 0},
+        {"type 0x80", {0x80}, 1, BRIDGE_E_UNKNOWN_TYPE},
+    };
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bridge_frame f;
+        int got = bridge_frame_decode(cases[i].body, cases[i].n, &f);
+        CHECK(got == cases[i].want, "%s: %d, want %d", cases[i].name, got, cases[i].want);
+        if (got == 0 && f.type != BRIDGE_STATUS) { /* what decodes encodes back to the same body */
+            uint8_t wire[64], buf[64];
+            bridge_decoder d;
+            size_t n = bridge_frame_encode(&f, wire, sizeof wire), k;
+            int r = 0;
+            bridge_decoder_init(&d, buf, sizeof buf);
+            for (k = 0; k < n && r == 0; k++)
+                r = bridge_decoder_put(&d, wire[k]);
+            CHECK(r == (int)cases[i].n && memcmp(buf, cases[i].body, cases[i].n) == 0, "%s: re-encoding differs", cases[i].name);
+        }
+    }
+}
+
 static void test_config(void)
 {
     bridge_config c = base_config();
@@ -627,6 +674,7 @@ static void test_config(void)
 int main(void)
 {
     test_config();
+    test_decode_rules();
     test_status();
     test_tx();
     test_tx_refused();
