@@ -106,7 +106,7 @@ bridge-fuzz: $(BRIDGE_BUILD)/fuzz_frame
 	  /^===/ { n++; f = sprintf("%s/seed-%03d.hex", dir, n); printf "ff05" > f; next } \
 	  /^(desc|canonical|max|expect|error):/ || /^#/ || n == 0 { next } \
 	  { sub(/#.*/, ""); gsub(/[ \t\r]/, ""); printf "%s", $$0 > f }' $(BRIDGE_FIXTURES)/*.hex
-	@for f in $(BRIDGE_BUILD)/fuzz-seeds/*.hex; do xxd -r -p $$f > $${f%.hex}; rm $$f; done
+	@for f in $(BRIDGE_BUILD)/fuzz-seeds/*.hex; do perl -ne 'print pack("H*", $$_)' $$f > $${f%.hex}; rm $$f; done
 	$(BRIDGE_BUILD)/fuzz_frame -max_total_time=$(BRIDGE_FUZZ_SECONDS) -max_len=2048 \
 	  $(BRIDGE_BUILD)/fuzz-corpus $(BRIDGE_BUILD)/fuzz-seeds
 
