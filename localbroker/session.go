@@ -80,6 +80,7 @@ type session struct {
 	sendMax     int                 // min(client receive maximum, Options.MaxInflight)
 	inQoS2      map[uint16]struct{} // QoS 2 packet ids received, PUBREL pending [MQTT-4.3.3-2]
 	qseq        uint64              // last number given to a message queued offline
+	aclDropGen  uint64              // gen of the last connection told of a delivery its ACL refused
 	expiry      uint32              // session expiry interval, seconds
 	expiryTimer *time.Timer
 	will        *Will
@@ -256,6 +257,10 @@ func (s *session) pump() {
 			s.b.stats.expired.Add(1)
 			continue
 		}
+		if !s.readable(om.msg) {
+			s.notReadable(om.msg)
+			continue
+		}
 		if max := s.link.maxPacketSize(); max > 0 && publishSize(om.msg, om.qos, om.subIDs, s.link.version()) > int(max) {
 			// Queued while offline, too large for this connection: discarded
 			// as if sent [MQTT-3.1.2-24] [MQTT-3.1.2-25].
@@ -345,9 +350,19 @@ func (s *session) onPubcomp(pid uint16) {
 //
 // An in-flight message is resent even past its expiry: onward delivery has
 // started, so [MQTT-3.3.2-5] no longer applies, and a message skipped here
-// would hold its slot of the window forever.
+// would hold its slot of the window forever. One that the session's ACL no
+// longer lets the client read is dropped from the window instead.
 func (s *session) resend() {
+	n := 0
 	for _, om := range s.inflight {
+		if om.state == outPublished && !s.readable(om.msg) {
+			// A reload, or a client that took the session over under
+			// another username, no longer may read it.
+			s.notReadable(om.msg)
+			continue
+		}
+		s.inflight[n] = om
+		n++
 		switch om.state {
 		case outPublished:
 			s.link.sendPublish(om.msg, om.qos, om.retain, true, om.pid, om.subIDs)
@@ -355,6 +370,8 @@ func (s *session) resend() {
 			s.link.sendPubrel(om.pid)
 		}
 	}
+	clear(s.inflight[n:])
+	s.inflight = s.inflight[:n]
 	s.pump()
 }
 
