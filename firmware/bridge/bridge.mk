@@ -63,7 +63,7 @@ $(BRIDGE_BUILD)/bridge-host: $(BRIDGE_DIR)/host/bridge_host.c $(BRIDGE_CORE_SRC)
 	$(BRIDGE_HOST_CC) $(BRIDGE_WARN) $(BRIDGE_HOST_CFLAGS) -I$(BRIDGE_DIR)/core -o $@ $(BRIDGE_DIR)/host/bridge_host.c $(BRIDGE_CORE_SRC)
 
 # The sketch is copied with the core into a sketch folder, as a user would.
-BRIDGE_CXX ?= g++
+BRIDGE_CXX ?= $(or $(shell command -v g++ 2>/dev/null),$(shell command -v clang++ 2>/dev/null),g++)
 BRIDGE_STUBS ?= $(BRIDGE_DIR)/../examples/arduino/stubs
 BRIDGE_SKETCH := $(BRIDGE_DIR)/arduino/outpost_bridge/outpost_bridge.ino
 bridge-sketch: $(BRIDGE_SKETCH) $(BRIDGE_CORE_SRC) $(BRIDGE_CORE_HDR) | $(BRIDGE_BUILD)
