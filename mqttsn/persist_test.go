@@ -115,3 +115,33 @@ func TestTopicIDsStoredBeforeTheAnswer(t *testing.T) {
 		t.Fatalf("after a clean session: %d saved sessions, want 0", s.SavedSessions)
 	}
 }
+
+// Any bytes in the store decode to a record or an error, never a panic;
+// what decodes encodes to a record that decodes the same.
+func FuzzDecodeRecord(f *testing.F) {
+	tt := newTopicTable(10)
+	tt.assign("a/b", false)
+	tt.assign("c", true)
+	f.Add(encodeRecord(&record{topics: tt, will: &willData{topic: "w", msg: []byte("m")}, inQoS2: []uint16{3}, expires: time.Unix(5, 0)}))
+	f.Add(encodeRecord(&record{topics: newTopicTable(1)}))
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeRecord(b, 100)
+		if err != nil {
+			return
+		}
+		again, err := decodeRecord(encodeRecord(r), 100)
+		if err != nil {
+			t.Fatalf("a decoded record does not decode once encoded: %v", err)
+		}
+		if !again.expires.Equal(r.expires) || len(again.topics.byID) != len(r.topics.byID) ||
+			again.topics.next != r.topics.next || len(again.inQoS2) != len(r.inQoS2) || (again.will == nil) != (r.will == nil) {
+			t.Fatalf("round trip: %+v, want %+v", again, r)
+		}
+		for id, e := range r.topics.byID {
+			if o := again.topics.byID[id]; o == nil || o.name != e.name || o.byGateway != e.byGateway {
+				t.Fatalf("id %d: %+v, want %+v", id, o, e)
+			}
+		}
+	})
+}
