@@ -770,6 +770,64 @@ static void test_robustness(void)
 	EXPECT_SENT("08 04 04 01 00 3c 63 31");
 }
 
+/* a transport with recv: poll reads every waiting datagram; the gateway's
+ * PINGREQ is answered (§6.11); msg ids skip 0 when they wrap */
+static struct {
+	uint8_t data[4][16];
+	size_t len[4];
+	int n, next, fail;
+} queue;
+
+static int fake_recv(void *ctx, mqttsn_addr_t *from, uint8_t *buf, size_t cap)
+{
+	(void)ctx;
+	if (queue.fail)
+		return -1;
+	if (queue.next == queue.n)
+		return 0;
+	*from = gw_addr;
+	if (queue.len[queue.next] > cap)
+		return 0;
+	memcpy(buf, queue.data[queue.next], queue.len[queue.next]);
+	return (int)queue.len[queue.next++];
+}
+
+static void push(const char *hex)
+{
+	queue.len[queue.n] = unhex(hex, queue.data[queue.n]);
+	queue.n++;
+}
+
+static void test_poll_recv(void)
+{
+	static const mqttsn_transport_t with_recv = {fake_send, fake_recv, NULL};
+	memset(&queue, 0, sizeof queue);
+	setup();
+	mqttsn_client_init(&c, &cfg, &with_recv, tx, sizeof tx, rx, sizeof rx);
+	mqttsn_client_set_gateway(&c, &gw_addr, 1);
+	CHECK(mqttsn_connect(&c, now) == MQTTSN_OK);
+	EXPECT_SENT("08 04 04 01 00 3c 63 31");
+	push("03 05 00");
+	push("02 16");
+	push("08 0c 00 00 01 00 00 61");
+	CHECK(mqttsn_client_poll(&c, now) == MQTTSN_OK);
+	EXPECT_EVENT(MQTTSN_EV_CONNECTED);
+	EXPECT_SENT("02 17"); /* PINGRESP */
+	CHECK(publishes == 1 && queue.next == 3);
+	queue.fail = 1;
+	CHECK(mqttsn_client_poll(&c, now) == MQTTSN_ERR_TRANSPORT);
+	queue.fail = 0;
+	c.next_msg_id = 0xFFFF;
+	CHECK(mqttsn_register(&c, "a", now) == MQTTSN_OK);
+	EXPECT_SENT("07 0a 00 00 ff ff 61");
+	push("07 0b 00 05 ff ff 00");
+	mqttsn_client_poll(&c, now);
+	EXPECT_EVENT(MQTTSN_EV_REGISTERED);
+	CHECK(mqttsn_register(&c, "a", now) == MQTTSN_OK);
+	EXPECT_SENT("07 0a 00 00 00 01 61"); /* 0x0000 is skipped */
+	EXPECT_QUIET();
+}
+
 /* codec rules the fixtures do not reach: what the encoder refuses */
 static void test_codec_encode_rules(void)
 {
@@ -853,6 +911,7 @@ void client_tests(void)
 	T(test_encapsulation);
 	T(test_disconnect);
 	T(test_robustness);
+	T(test_poll_recv);
 	T(test_codec_encode_rules);
 #undef T
 	printf("client: %d tests, %d failed checks\n", n, test_failures - before);
