@@ -6,7 +6,7 @@
 #   empty.elf  a main that does nothing (the baseline: vectors, crt0, libc init)
 #   codec.elf  a main that decodes and encodes (the codec alone)
 #   client.elf a main that calls every client operation (the full client)
-#   mqttsn.o, mqttsn_client.o, and the .su stack-usage files of the library.
+#   mqttsn.o, mqttsn_client.o, and their call graphs with frame sizes (*.ci).
 #
 # It prints, for the codec and for the full client:
 #   library   the sizes of the library's own functions and constants kept in
@@ -48,16 +48,10 @@ client_t=$(text "$DIR/client.elf") client_r=$(ram "$DIR/client.elf")
 set -- $(library "$DIR/codec.elf" "$DIR/mqttsn.o"); lib_codec_t=$1 lib_codec_r=$2
 set -- $(library "$DIR/client.elf" "$DIR/mqttsn.o" "$DIR/mqttsn_client.o"); lib_client_t=$1 lib_client_r=$2
 state=$("$NM" -S -t d "$DIR/client.elf" | awk '$4 == "client" { print $2 + 0 }')
-# The deepest call path of the library, read off the code by hand: a
-# WILLTOPICREQ (or PUBREC) read inside poll puts the answer in tx, and
-# mqttsn_encode checks what it wrote with the decoder. The other paths (an
-# acknowledgement sent from input, a retransmission from poll) are
-# shallower. The sum of the frames -fstack-usage gives.
-path="mqttsn_client_poll mqttsn_client_input load mqttsn_encode mqttsn_decode plain mqttsn_valid_utf8"
-stack=$(cat "$DIR"/*.su | awk -F'\t' -v path="$path" '
-	{ f = $1; sub(/.*:/, "", f); frame[f] = $2 + 0 }
-	END { n = split(path, p, " "); for (i = 1; i <= n; i++) { if (!(p[i] in frame)) missing = 1; s += frame[p[i]] }
-	      if (missing) s = -1; print s }')
+# The deepest stack: size/stack.awk walks the call graphs gcc wrote
+# (-fcallgraph-info=su) from every public function.
+set -- $(awk -f "$(dirname "$0")/stack.awk" "$DIR"/*.ci)
+stack=$1; shift; path="$*"
 
 echo "MQTT-SN client footprint, Cortex-M0+ (-mcpu=cortex-m0plus -mthumb -Os, gc-sections, newlib-nano)"
 printf '%-34s %10s %14s\n' "" "flash (B)" "RAM (B)"
@@ -70,11 +64,12 @@ printf '%-34s %10s %14d\n' "stack, deepest library call path" "" "$stack"
 printf '%-34s %10s %14d\n' "RAM beyond the buffers: state+stack" "" "$((state + stack))"
 echo "(flash = .text + .rodata; RAM = .data + .bss. The linked rows include the test mains (size/main_*.c)"
 echo " and their buffers. The library has no static state: the client's state is the application's"
-echo " mqttsn_client_t, beside its tx and rx buffers. Stack: $path,"
-echo " without the application's callbacks; frames in $DIR/*.su.)"
+echo " mqttsn_client_t, beside its tx and rx buffers. Stack: the deepest path from a public function,"
+echo " $path,"
+echo " from gcc's call graph (-fcallgraph-info), without the application's callbacks.)"
 echo "goal for the full client: <= 6144 B flash, <= 512 B RAM beyond the application's buffers"
-if [ "$stack" -lt 0 ]; then
-	echo "size: a function of the stack path is gone; update size/report.sh"; exit 1
+if [ -z "$stack" ] || [ "$stack" -le 0 ]; then
+	echo "size: no call graph in $DIR (-fcallgraph-info)"; exit 1
 fi
 if [ "$lib_client_t" -gt 6144 ] || [ $((state + stack)) -gt 512 ]; then
 	echo "size: over the goal"; exit 1
