@@ -34,7 +34,7 @@ help:
 	@echo "make bench-uplink  drain of a 100k backlog and kill -9 of the edge, beside mosquitto's bridge"
 	@echo "make bench-mqttsn  100 and 1000 MQTT-SN UDP clients at QoS 0 (paced) and 1 through outpost: msgs/s, p50/p99, drops, RSS, CPU s/100k; RSS with 10000 idle clients"
 	@echo "make soak-uplink   the store-and-forward tests of tests/blackbox with 100000 messages"
-	@echo "make fuzz       run every Fuzz target for FUZZTIME (now $(FUZZTIME)), and the firmware's C decoder fuzzer"
+	@echo "make fuzz       run every Fuzz target for FUZZTIME (now $(FUZZTIME)), and the firmware's C fuzzers (decoder, client)"
 	@echo "make firmware-test  the firmware's C tests (make -C firmware test: gcc and clang, ASan+UBSan); part of make test"
 	@echo "make firmware-size  the MQTT-SN client's Cortex-M0+ flash and RAM (make -C firmware size)"
 	@echo "make cross      static builds for linux/arm64, arm v7 and arm v6 into $(BIN)/"
