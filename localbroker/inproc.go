@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outpost-gw/outpost/localbroker/auth"
@@ -23,7 +24,7 @@ type ClientOptions struct {
 	// ACL checks the client's publishes, subscriptions, will and the
 	// messages delivered to it, as a listener's ACL file checks its
 	// clients', with ClientID and Username; nil means no ACL (the Authorize
-	// hook still applies).
+	// hook still applies). Client.SetACL replaces it while attached.
 	ACL *auth.ACL
 
 	// CleanStart discards any existing session. SessionExpiry keeps the
@@ -86,6 +87,7 @@ type Client struct {
 	sess *session
 	info ClientInfo
 	opts ClientOptions
+	acl  atomic.Pointer[auth.ACL] // opts.ACL until SetACL
 
 	mu     sync.Mutex
 	queue  []*Delivery
@@ -111,6 +113,7 @@ func (b *Broker) Attach(opts ClientOptions) (*Client, bool, error) {
 	}
 	c := &Client{b: b, opts: opts,
 		info: ClientInfo{ClientID: opts.ClientID, Username: opts.Username, Listener: lname, Version: packet.V5}}
+	c.acl.Store(opts.ACL)
 	if opts.Deliver == nil {
 		// Only Next waits; a client with a Deliver func (every MQTT-SN
 		// device) does without the two channels.
@@ -150,6 +153,32 @@ func (b *Broker) Attach(opts ClientOptions) (*Client, bool, error) {
 // ClientID returns the client's id.
 func (c *Client) ClientID() string { return c.info.ClientID }
 
+// Username returns the username the client was attached with.
+func (c *Client) Username() string { return c.info.Username }
+
+// SetACL replaces the ACL of the attached client (nil: none), as a reload
+// of a listener's ACL file does for its network clients (see ApplyAuth). The
+// new ACL checks the client's next Publish, Subscribe and SetWill, and every
+// message delivered to it from now on, including what waits in its queue or
+// in its inflight window. Subscriptions made under the old ACL stay, but a
+// message the new ACL does not let the client read is not delivered; the
+// will already set is not checked again. Once the client is closed or taken
+// over, the session is no longer changed. Safe to call from any goroutine,
+// at the same time as the client's other methods.
+func (c *Client) SetACL(a *auth.ACL) {
+	if a != nil {
+		// Deliveries are checked for Read from now on.
+		c.b.inprocACL.Store(true)
+	}
+	c.acl.Store(a)
+	s := c.sess
+	s.mu.Lock()
+	if s.link == link(c) && !s.ended {
+		s.acl = a
+	}
+	s.mu.Unlock()
+}
+
 // Publish publishes m as this client and returns once the broker accepted
 // it: for QoS 1/2 after the BeforeAck hook (the durable handoff) succeeded.
 // The code is Success, NoMatchingSubscribers, or a refusal (NotAuthorized,
@@ -172,7 +201,7 @@ func (c *Client) Publish(ctx context.Context, m *Message) (packet.ReasonCode, er
 	if m.Created.IsZero() {
 		m.Created = time.Now()
 	}
-	return c.b.publish(&c.info, c.opts.ACL, m)
+	return c.b.publish(&c.info, c.acl.Load(), m)
 }
 
 // Subscribe adds subscriptions with their options (subID 0: none) and
@@ -255,7 +284,7 @@ func (c *Client) SetWill(w *Will) error {
 		if err := topic.ValidName(w.Topic, o.MaxTopicLength, o.MaxTopicLevels); err != nil {
 			return packet.Errorf(packet.TopicNameInvalid, "will topic: %v", err)
 		}
-		if !c.b.allowed(&c.info, c.opts.ACL, w.Topic, AccessWrite) {
+		if !c.b.allowed(&c.info, c.acl.Load(), w.Topic, AccessWrite) {
 			return packet.Errorf(packet.NotAuthorized, "will topic not authorized")
 		}
 		cp := *w
