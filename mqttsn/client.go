@@ -47,6 +47,8 @@ type inItem struct {
 	m          packet.Message
 	from       peer
 	superseded bool
+	// reauth: a reload changed the usernames mapping (see SetAccess).
+	reauth bool
 }
 
 // arrival is a delivery from the broker, tagged with the attachment it came
@@ -127,8 +129,8 @@ type client struct {
 	peer      peer
 	state     cstate
 	pending   *connReq
-	hs        *flight // will handshake
-	bc        *localbroker.Client
+	hs        *flight             // will handshake
+	bc        *localbroker.Client // set with setBroker
 	gen       uint64
 	clean     bool
 	persist   bool // has a session worth saving (CleanSession=false)
@@ -147,7 +149,8 @@ type client struct {
 
 	// For Gateway.Clients, from other goroutines.
 	view    atomic.Pointer[clientView]
-	heardAt atomic.Int64 // lastHeard in unix nanoseconds
+	bcRef   atomic.Pointer[localbroker.Client] // bc, for SetAccess
+	heardAt atomic.Int64                       // lastHeard in unix nanoseconds
 }
 
 // newClient makes a client for a CONNECT from p. Called with g.mu held.
@@ -171,7 +174,8 @@ func (c *client) enqueue(it inItem) {
 		c.qmu.Unlock()
 		return
 	}
-	if len(c.inbox) >= maxInbox || c.g.st.inboxLen.Load() >= maxInboxTotal {
+	// A notice (superseded, reauth; one per event) passes a full inbox.
+	if it.m != nil && (len(c.inbox) >= maxInbox || c.g.st.inboxLen.Load() >= maxInboxTotal) {
 		c.qmu.Unlock()
 		c.g.st.inboxFull.Add(1)
 		c.g.warnLimited("inbox", "client too far behind, datagram dropped", "client_id", c.id)
@@ -249,7 +253,7 @@ func (c *client) step(in []inItem, arr []arrival, now time.Time) {
 		if c.state == stGone {
 			// Removed while handling an earlier item: what is left goes
 			// through routing again (a new CONNECT makes a new client).
-			if !it.superseded {
+			if it.m != nil { // not a notice (superseded, reauth)
 				c.g.route(it.from, it.m)
 			}
 			continue
@@ -328,6 +332,10 @@ func (c *client) nextMsgID() uint16 {
 // --- inbound --------------------------------------------------------------
 
 func (c *client) handle(it inItem, now time.Time) {
+	if it.reauth {
+		c.checkUsername()
+		return
+	}
 	if it.superseded {
 		if it.from.key() == c.peer.key() && c.state != stNew {
 			c.lose("another client connected from its address")
@@ -483,8 +491,10 @@ func (c *client) finishConnect(now time.Time) {
 		c.inQoS2 = nil
 	}
 	c.topics.unknowAll()
+	acc := c.g.access()
 	if c.bc != nil {
-		if req.clean {
+		if req.clean || c.bc.Username() != acc.users.of(c.id) {
+			// A new username (SetAccess) takes a new attachment.
 			c.detach(false)
 		} else if err := c.bc.SetWill(c.brokerWill()); err != nil {
 			if !errors.Is(err, localbroker.ErrClosed) {
@@ -503,8 +513,8 @@ func (c *client) finishConnect(now time.Time) {
 		}
 		bc, p, err := c.g.broker.Attach(localbroker.ClientOptions{
 			ClientID:       c.bid,
-			Username:       c.g.users.of(c.id),
-			ACL:            c.g.acl,
+			Username:       acc.users.of(c.id),
+			ACL:            acc.acl,
 			Listener:       c.peer.tr.listener,
 			CleanStart:     req.clean,
 			SessionExpiry:  expiry,
@@ -524,7 +534,8 @@ func (c *client) finishConnect(now time.Time) {
 			c.refuse(rc, err.Error())
 			return
 		}
-		c.bc, present = bc, p
+		present = p
+		c.setBroker(bc, acc)
 		c.g.attached.Add(1)
 	}
 	c.clean, c.persist = req.clean, !req.clean
@@ -654,7 +665,7 @@ func (c *client) willTopic() string {
 // refused the client.
 func (c *client) notAuthorized(what, topic string) {
 	c.g.st.notAuthorized.Add(1)
-	c.g.warnLimited("acl", "not authorized", "client_id", c.id, "username", c.g.users.of(c.id), "access", what, "topic", topic)
+	c.g.warnLimited("acl", "not authorized", "client_id", c.id, "username", c.g.access().users.of(c.id), "access", what, "topic", topic)
 }
 
 func (c *client) hasQoS2(id uint16) bool {
@@ -1221,7 +1232,7 @@ func (c *client) end(withWill bool) {
 func (c *client) detach(withWill bool) {
 	if c.bc != nil {
 		c.bc.Close(withWill)
-		c.bc = nil
+		c.setBroker(nil, nil)
 		c.g.attached.Add(-1)
 	}
 	c.gen++
@@ -1275,7 +1286,7 @@ func (c *client) remove() {
 		g.unstore(evicted)
 	}
 	for _, it := range left {
-		if !it.superseded {
+		if it.m != nil { // not a notice (superseded, reauth)
 			g.route(it.from, it.m)
 		}
 	}

@@ -88,6 +88,9 @@
 // mosquitto's syntax that checks its publishes, subscriptions, will and
 // deliveries with that username, as the broker's listeners check their
 // clients; a refusal is answered with 0x03 and counted (Stats.NotAuthorized).
+// Both can change while the gateway runs (the gateway's SIGHUP reload):
+// LoadAccess reads them, and SetAccess gives connected clients the new ACL
+// at once and disconnects those whose username changes.
 // Traffic from addresses without a session (SEARCHGW, QoS -1, messages
 // answered with DISCONNECT or PUBCOMP) goes through a token bucket per
 // source address (Options.UnconnectedRate) kept in a bounded table, so that

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/outpost-gw/outpost/localbroker"
-	"github.com/outpost-gw/outpost/localbroker/auth"
 	bpacket "github.com/outpost-gw/outpost/localbroker/packet"
 	"github.com/outpost-gw/outpost/mqttsn/packet"
 )
@@ -40,8 +39,7 @@ type Gateway struct {
 	pre     *predefined
 	clPre   map[string]*predefined
 	workers int
-	users   *usernames
-	acl     *auth.ACL
+	acc     atomic.Pointer[Access] // the ACL and usernames in force (SetAccess)
 	limit   *rateLimiter
 
 	ready   chan struct{}
@@ -194,14 +192,11 @@ func New(opts Options, deps Deps) (*Gateway, error) {
 	for id, m := range opts.ClientPredefined {
 		g.clPre[id] = newPredefined(m)
 	}
-	g.users, _ = newUsernames(opts.Usernames) // checked by setDefaults
-	if opts.ACLFile != "" {
-		acl, err := auth.LoadACLFile(opts.ACLFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqttsn: %w", err)
-		}
-		g.acl = acl
+	acc, err := LoadAccess(opts.ACLFile, opts.Usernames)
+	if err != nil {
+		return nil, err
 	}
+	g.acc.Store(acc)
 	g.limit = newRateLimiter(opts.UnconnectedRate, opts.UnconnectedBurst, opts.UnconnectedSources)
 	for i, t := range opts.Transports {
 		tr := &transport{idx: i, opts: t, conn: t.Conn, listener: "mqttsn/" + t.Name, bcast: t.Broadcast}
@@ -322,7 +317,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for _, c := range cs {
 		if c.bc != nil {
 			c.bc.Close(true)
-			c.bc = nil
+			c.setBroker(nil, nil)
 			g.attached.Add(-1)
 		}
 		if c.persist {
@@ -367,7 +362,7 @@ func (g *Gateway) open(ctx context.Context) error {
 				ClientID:   tr.opts.ClientIDPrefix + "~mqttsn-qos-minus-1-publisher/" + tr.opts.Name,
 				Listener:   tr.listener,
 				CleanStart: true,
-				ACL:        g.acl,
+				ACL:        g.access().acl,
 			})
 			if err != nil {
 				return fmt.Errorf("mqttsn: transport %q: QoS -1 publisher: %w", tr.opts.Name, err)
