@@ -97,7 +97,9 @@ func (r ReloadResult) Status() string {
 // password_file and acl_file, whose files are read again even when the
 // keys did not change (see localbroker.Broker.ApplyAuth for what happens to
 // connected clients); each uplink's [[uplink.rule]] list (see
-// uplink.Bridge.SetRules). Any other changed key is logged and listed as
+// uplink.Bridge.SetRules); [mqttsn] acl_file, read again like the
+// listeners', and usernames (see mqttsn.Gateway.SetAccess). Any other
+// changed key is logged and listed as
 // needing a restart. A file that does not load or validate, or an auth
 // file that does not parse, changes nothing: the error is logged with its
 // file and line, and the gateway runs on with the config it has.
@@ -190,6 +192,10 @@ func (g *Gateway) reload() ReloadResult {
 			r.Applied = append(r.Applied, "auth files")
 		}
 	}
+	snAccess, err := g.loadMQTTSNAccess(cfg)
+	if err != nil {
+		return ReloadResult{Err: err}
+	}
 
 	// Apply.
 	if g.rl.level != nil {
@@ -199,6 +205,7 @@ func (g *Gateway) reload() ReloadResult {
 	if auth != nil {
 		r.Disconnected = g.broker.ApplyAuth(auth)
 	}
+	g.applyMQTTSNAccess(snAccess, cfg, &r)
 	for i := range old.Listeners {
 		o := &old.Listeners[i]
 		if j := slices.IndexFunc(cfg.Listeners, func(l ListenerConfig) bool { return l.Name == o.Name }); j >= 0 {
@@ -230,7 +237,7 @@ func (g *Gateway) reload() ReloadResult {
 
 // reloadableKeys are the config keys (as diffConfig names them) that
 // Reload applies without a restart.
-var reloadableKeys = regexp.MustCompile(`^(log\.level|listener\[\d+\]\.(allow_anonymous|password_file|acl_file)|uplink\[\d+\]\.rule(\[.*)?)$`)
+var reloadableKeys = regexp.MustCompile(`^(log\.level|listener\[\d+\]\.(allow_anonymous|password_file|acl_file)|uplink\[\d+\]\.rule(\[.*)?|mqttsn\.(acl_file|usernames))$`)
 
 func reloadable(key string) bool { return reloadableKeys.MatchString(key) }
 
