@@ -82,7 +82,8 @@
 // Per transport, Transport.AllowClientIDs (exact ids and '*'/'?' patterns)
 // and Transport.AllowAddrs (IP prefixes for UDP, node addresses for a
 // serial link) say who is served: a datagram from another address is
-// dropped unanswered, a CONNECT with another ClientId gets CONNACK
+// dropped unanswered ("node:<hex>@<forwarder>" allows one Wireless Node Id
+// behind a forwarder), a CONNECT with another ClientId gets CONNACK
 // "rejected: not supported" (both counted in Stats.Denied). Options.Usernames
 // gives a device a broker username, and Options.ACLFile an ACL in
 // mosquitto's syntax that checks its publishes, subscriptions, will and

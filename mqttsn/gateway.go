@@ -438,9 +438,9 @@ func (g *Gateway) dispatch(tr *transport, addr net.Addr, b []byte) {
 	g.st.datagramsIn.Add(1)
 	tr.st.datagramsIn.Add(1)
 	tr.st.bytesIn.Add(int64(len(b)))
-	if !tr.addrs.match(addr) {
-		g.st.denied.Add(1)
-		g.warnLimited("deny-addr", "datagram from an address not allowed dropped", "transport", tr.opts.Name, "remote", addr.String())
+	verdict := tr.addrs.check(addr)
+	if verdict == addrDenied {
+		g.denyAddr(tr, addr.String())
 		return
 	}
 	// The message is kept past the next read: copy it (the decoded message
@@ -456,12 +456,23 @@ func (g *Gateway) dispatch(tr *transport, addr net.Addr, b []byte) {
 		}
 		p.fwd, p.node, p.radius, inner = true, string(node), radius, in
 	}
+	if verdict == addrNodesOnly && (!p.fwd || !tr.addrs.allowsNode(addr, p.node)) {
+		g.denyAddr(tr, p.String())
+		return
+	}
 	m, err := packet.Decode(inner)
 	if err != nil {
 		g.malformed(p, err)
 		return
 	}
 	g.route(p, m)
+}
+
+// denyAddr counts and logs (rate-limited) a datagram that the transport's
+// address allowlist does not allow.
+func (g *Gateway) denyAddr(tr *transport, remote string) {
+	g.st.denied.Add(1)
+	g.warnLimited("deny-addr", "datagram from an address not allowed dropped", "transport", tr.opts.Name, "remote", remote)
 }
 
 func (g *Gateway) malformed(p peer, err error) {

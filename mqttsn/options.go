@@ -97,7 +97,12 @@ type Transport struct {
 	// "fd00::/8") for UDP, node addresses as the link writes them (hex,
 	// compared ignoring case) for a serial link. A datagram from any other
 	// address is dropped unanswered (counted in Stats.Denied). Behind a
-	// forwarder (§5.5) the forwarder's address is checked.
+	// forwarder (§5.5) the forwarder's address is checked, which allows
+	// every node behind it; "node:<hex>@<forwarder>" (e.g.
+	// "node:0013a201@192.168.1.20", with an address or prefix as above after
+	// the '@') allows only the client with that Wireless Node Id behind the
+	// forwarders it names: their datagrams that are not encapsulated, or
+	// encapsulate another node, are dropped as from an address not allowed.
 	AllowAddrs []string
 }
 

@@ -3,6 +3,7 @@ package mqttsn
 import (
 	"cmp"
 	"container/list"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/outpost-gw/outpost/mqttsn/packet"
 )
 
 // --- allowlists --------------------------------------------------------------
@@ -91,11 +94,24 @@ func globMatch(pattern, s string) bool {
 
 // addrMatcher holds address rules: IP prefixes (a CIDR or one address) for
 // UDP sources, and other addresses (a serial link's node addresses) compared
-// as text, case-insensitively.
+// as text, case-insensitively; and node rules "node:<hex>@<forwarder>", which
+// allow one Wireless Node Id behind the forwarders that <forwarder> (an
+// address rule) matches (MQTT-SN 1.2 §5.5).
 type addrMatcher struct {
 	prefixes []netip.Prefix
 	names    map[string]bool
+	nodes    []nodeRule
 }
+
+// nodeRule allows the client with Wireless Node Id node behind the
+// forwarders that fwd matches.
+type nodeRule struct {
+	fwd  *addrMatcher // one address rule
+	node string       // the node id's octets
+}
+
+// nodeRulePrefix starts a node rule of an address allowlist.
+const nodeRulePrefix = "node:"
 
 func newAddrMatcher(rules []string) (*addrMatcher, error) {
 	if len(rules) == 0 {
@@ -103,21 +119,42 @@ func newAddrMatcher(rules []string) (*addrMatcher, error) {
 	}
 	m := &addrMatcher{names: map[string]bool{}}
 	for _, r := range rules {
-		if pf, err := netip.ParsePrefix(r); err == nil {
-			m.prefixes = append(m.prefixes, pf.Masked())
-		} else if a, err := netip.ParseAddr(r); err == nil {
-			m.prefixes = append(m.prefixes, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-		} else if r == "" || strings.ContainsAny(r, " \t/") {
-			return nil, fmt.Errorf("address %q is neither an IP address, a CIDR prefix nor a node address", r)
-		} else {
-			m.names[strings.ToLower(r)] = true
+		if rest, ok := strings.CutPrefix(r, nodeRulePrefix); ok {
+			nodeHex, fwdRule, _ := strings.Cut(rest, "@")
+			node, err := hex.DecodeString(nodeHex)
+			if err != nil || len(node) == 0 || len(node) > packet.MaxNodeIDLen {
+				return nil, fmt.Errorf("address %q: the node id after %q is not 1 to %d octets in hex", r, nodeRulePrefix, packet.MaxNodeIDLen)
+			}
+			fwd := &addrMatcher{names: map[string]bool{}}
+			if err := fwd.addAddr(fwdRule); err != nil {
+				return nil, fmt.Errorf("address %q: the forwarder after '@': %w", r, err)
+			}
+			m.nodes = append(m.nodes, nodeRule{fwd: fwd, node: string(node)})
+			continue
+		}
+		if err := m.addAddr(r); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
 }
 
-// match reports whether a datagram from addr is allowed; a nil matcher
-// allows every address.
+// addAddr adds an address rule.
+func (m *addrMatcher) addAddr(r string) error {
+	if pf, err := netip.ParsePrefix(r); err == nil {
+		m.prefixes = append(m.prefixes, pf.Masked())
+	} else if a, err := netip.ParseAddr(r); err == nil {
+		m.prefixes = append(m.prefixes, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	} else if r == "" || strings.ContainsAny(r, " \t/@") {
+		return fmt.Errorf("address %q is neither an IP address, a CIDR prefix nor a node address", r)
+	} else {
+		m.names[strings.ToLower(r)] = true
+	}
+	return nil
+}
+
+// match reports whether an address rule allows every datagram from addr; a
+// nil matcher allows every address.
 func (m *addrMatcher) match(addr net.Addr) bool {
 	if m == nil {
 		return true
@@ -130,6 +167,39 @@ func (m *addrMatcher) match(addr net.Addr) bool {
 		}
 	}
 	return len(m.names) > 0 && m.names[strings.ToLower(addr.String())]
+}
+
+// addrVerdict is what an allowlist says of a datagram's source address.
+type addrVerdict uint8
+
+const (
+	addrDenied    addrVerdict = iota
+	addrAllowed               // every datagram from it
+	addrNodesOnly             // only encapsulated ones of the nodes allowed (allowsNode)
+)
+
+// check tells which datagrams from addr are served.
+func (m *addrMatcher) check(addr net.Addr) addrVerdict {
+	if m.match(addr) {
+		return addrAllowed
+	}
+	for _, n := range m.nodes {
+		if n.fwd.match(addr) {
+			return addrNodesOnly
+		}
+	}
+	return addrDenied
+}
+
+// allowsNode reports whether a node rule allows the client with Wireless
+// Node Id node behind the forwarder at addr.
+func (m *addrMatcher) allowsNode(addr net.Addr, node string) bool {
+	for _, n := range m.nodes {
+		if n.node == node && n.fwd.match(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // addrIP returns the IP of a UDP address (IPv4-mapped IPv6 unmapped).
