@@ -76,6 +76,16 @@ void mqttsn_client_set_gateway(mqttsn_client_t *c, const mqttsn_addr_t *gw, uint
 	c->gw = *gw;
 	c->gw_id = gw_id;
 	c->gw_known = 1;
+	c->gw_static = 1;
+}
+
+/* forget_gw drops a gateway found by discovery (§6.1, §6.13): the
+ * application searches again. A gateway it named itself stays. */
+static void forget_gw(mqttsn_client_t *c)
+{
+	c->adv_known = 0;
+	if (!c->gw_static)
+		c->gw_known = 0;
 }
 
 static uint16_t new_msg_id(mqttsn_client_t *c)
@@ -356,15 +366,19 @@ int mqttsn_sleep(mqttsn_client_t *c, uint16_t duration_s, uint32_t now)
 {
 	mqttsn_msg_t m = blank(MQTTSN_DISCONNECT); /* §5.4.21, §6.14 */
 	int err;
+	uint8_t was = c->state;
 	if (c->state == MQTTSN_STATE_ASLEEP) /* a new sleep duration */
 		c->state = MQTTSN_STATE_ACTIVE;
-	if ((err = ready(c, MQTTSN_STATE_ACTIVE)) != 0)
-		return err;
-	m.has_duration = 1;
-	m.duration = duration_s;
-	if ((err = begin(c, &m, MQTTSN_DISCONNECT, now)) == 0) {
+	if ((err = ready(c, MQTTSN_STATE_ACTIVE)) == 0) {
+		m.has_duration = 1;
+		m.duration = duration_s;
+		err = begin(c, &m, MQTTSN_DISCONNECT, now);
+	}
+	if (err == 0) {
 		c->state = MQTTSN_STATE_DISCONNECTING;
 		c->sleep_req = 1;
+	} else {
+		c->state = was; /* still asleep, or still active */
 	}
 	return err;
 }
@@ -402,6 +416,7 @@ static void lost(mqttsn_client_t *c, uint8_t type)
 	end(c);
 	c->ping_out = 0;
 	c->state = MQTTSN_STATE_DISCONNECTED;
+	forget_gw(c);
 	emit_type(c, MQTTSN_EV_TIMEOUT, type);
 }
 
@@ -437,8 +452,15 @@ static void retransmit(mqttsn_client_t *c, uint32_t now)
 			c->tx[c->tx_flags_off] |= F_DUP;
 	}
 	c->fresh = 0;
+	if (c->await == MQTTSN_GWINFO) {
+		/* §6.1: SEARCHGW again at exponentially growing intervals
+		 * (Tretry, 2, 4, 8, then 16 Tretry) */
+		c->deadline = now + (t_retry(c) << (c->tries < 4 ? c->tries : 4));
+		(void)xmit(c, c->tx, c->tx_len, 1, now);
+		return;
+	}
 	c->deadline = now + t_retry(c);
-	(void)xmit(c, c->tx, c->tx_len, c->await == MQTTSN_GWINFO, now);
+	(void)xmit(c, c->tx, c->tx_len, 0, now);
 }
 
 int mqttsn_client_poll(mqttsn_client_t *c, uint32_t now)
@@ -478,6 +500,7 @@ int mqttsn_client_poll(mqttsn_client_t *c, uint32_t now)
 	if (c->adv_known && due(now, c->adv_deadline)) {
 		c->adv_known = 0;
 		c->gw_known = 0;
+		c->gw_static = 0;
 		if (c->state != MQTTSN_STATE_DISCONNECTED) {
 			end(c);
 			c->state = MQTTSN_STATE_DISCONNECTED;
@@ -588,6 +611,8 @@ static int reply(mqttsn_client_t *c, const mqttsn_msg_t *m, uint32_t now)
 		end(c);
 		c->state = m->return_code == MQTTSN_RC_ACCEPTED ? MQTTSN_STATE_ACTIVE : MQTTSN_STATE_DISCONNECTED;
 		c->last_tx = now;
+		if (c->cfg->clean_session) /* §6.2: a new session; the gateway's msg ids start over */
+			memset(c->qos2_in, 0, sizeof c->qos2_in);
 		emit_msg(c, MQTTSN_EV_CONNECTED, m);
 		return 1;
 	case MQTTSN_PUBREC:
@@ -683,14 +708,28 @@ void mqttsn_client_input(mqttsn_client_t *c, const mqttsn_addr_t *from, const ui
 	case MQTTSN_ADVERTISE: /* §5.4.1, §6.1 */
 		if (c->gw_known && !addr_eq(from, &c->gw))
 			return; /* another gateway */
-		if (!c->gw_known) {
-			c->gw = *from;
-			c->gw_known = 1;
+		c->gw_id = m.gw_id; /* also when the application set the address */
+		if (m.duration != 0) {
+			/* lost after Nadv periods, capped so that due() still
+			 * tells the time (and n_adv * 65535 s does not wrap) */
+			uint32_t period = (uint32_t)m.duration * 1000u;
+			uint8_t n = cfg->n_adv ? cfg->n_adv : DEF_N_ADV;
+			c->adv_deadline = now + (period > 0x7FFFFFFFu / n ? 0x7FFFFFFFu : period * n);
+			c->adv_known = 1;
+		}
+		if (!c->gw_known || c->state == MQTTSN_STATE_SEARCHING) {
+			if (!c->gw_known) {
+				c->gw = *from;
+				c->gw_known = 1;
+				c->gw_static = 0;
+			}
+			if (c->state == MQTTSN_STATE_SEARCHING) {
+				/* §6.1: an ADVERTISE answers a search as GWINFO does */
+				end(c);
+				c->state = MQTTSN_STATE_DISCONNECTED;
+			}
 			emit_msg(c, MQTTSN_EV_GW_FOUND, &m);
 		}
-		c->gw_id = m.gw_id; /* also when the application set the address */
-		c->adv_known = 1;
-		c->adv_deadline = now + (uint32_t)m.duration * 1000u * (cfg->n_adv ? cfg->n_adv : DEF_N_ADV);
 		return;
 	case MQTTSN_GWINFO: /* §5.4.3, §6.1 */
 		if (c->state != MQTTSN_STATE_SEARCHING)
@@ -704,6 +743,7 @@ void mqttsn_client_input(mqttsn_client_t *c, const mqttsn_addr_t *from, const ui
 		}
 		c->gw_id = m.gw_id;
 		c->gw_known = 1;
+		c->gw_static = 0;
 		end(c);
 		c->state = MQTTSN_STATE_DISCONNECTED;
 		emit_msg(c, MQTTSN_EV_GW_FOUND, &m);

@@ -87,7 +87,9 @@ enum mqttsn_event {
 	MQTTSN_EV_DISCONNECTED,   /* DISCONNECT answered, or sent by the gateway */
 	MQTTSN_EV_CONGESTION,     /* "rejected: congestion": type; resent after Twait (§6.5, §6.6, §6.9) */
 	MQTTSN_EV_TIMEOUT         /* Nretry retransmissions unanswered: type; disconnected (§6.13),
-	                            or back asleep after an unanswered wake (§6.14) */
+	                            or back asleep after an unanswered wake (§6.14). A gateway
+	                            found by discovery is forgotten (gw_known 0): search again;
+	                            one set with mqttsn_client_set_gateway is kept */
 };
 
 typedef struct mqttsn_event_info {
@@ -143,6 +145,7 @@ typedef struct mqttsn_client {
 	uint8_t tries;            /* retransmissions so far */
 	uint8_t ping_out;         /* keep-alive PINGREQs unanswered */
 	uint8_t gw_known, gw_id, adv_known;
+	uint8_t gw_static;        /* the application set the gateway's address */
 	uint8_t fresh;            /* the next send follows a congestion wait: no DUP */
 	uint8_t sleep_req;        /* the DISCONNECT in flight asks for sleep */
 	uint8_t unsent;           /* tx (a SEARCHGW) waits for its first sending */
@@ -161,7 +164,8 @@ typedef struct mqttsn_client {
 void mqttsn_client_init(mqttsn_client_t *c, const mqttsn_config_t *cfg, const mqttsn_transport_t *tr,
 			uint8_t *tx, uint16_t tx_cap, uint8_t *rx, uint16_t rx_cap);
 
-/* mqttsn_client_set_gateway sets the gateway's address (no discovery). */
+/* mqttsn_client_set_gateway sets the gateway's address (no discovery); it
+ * is kept when the gateway stops answering. */
 void mqttsn_client_set_gateway(mqttsn_client_t *c, const mqttsn_addr_t *gw, uint8_t gw_id);
 
 /* mqttsn_client_poll reads every waiting datagram (when the transport has
@@ -175,7 +179,8 @@ void mqttsn_client_input(mqttsn_client_t *c, const mqttsn_addr_t *from, const ui
 /* Operations. Each returns MQTTSN_OK when the message was sent, or a
  * negative MQTTSN_ERR_; completion arrives as an event. */
 /* SEARCHGW after delay_ms (the application's random 0..Tsearchgw, §6.1;
- * 0: at once), broadcast with the given radius, resent every Tretry. */
+ * 0: at once), broadcast with the given radius, resent Nretry times at
+ * intervals that double from Tretry (§6.1: "increased exponentially"). */
 int mqttsn_search_gw(mqttsn_client_t *c, uint8_t radius, uint32_t delay_ms, uint32_t now);  /* §6.1 */
 int mqttsn_connect(mqttsn_client_t *c, uint32_t now);                                       /* §6.3 */
 int mqttsn_register(mqttsn_client_t *c, const char *topic, uint32_t now);                   /* §6.5 */

@@ -362,6 +362,57 @@ static void test_incoming_qos2(void)
 	in("09 0c c0 00 01 00 09 68 69");
 	CHECK(publishes == 4);
 	sent.read = sent.n;
+	/* §6.2: a clean session starts the gateway's msg ids over: an id left
+	 * without its PUBREL in the old session is a new message in the new one */
+	in("02 18"); /* the gateway ends the connection */
+	EXPECT_EVENT(MQTTSN_EV_DISCONNECTED);
+	CHECK(mqttsn_connect(&c, now) == MQTTSN_OK);
+	EXPECT_SENT("08 04 04 01 00 3c 63 31");
+	in("03 05 00");
+	EXPECT_EVENT(MQTTSN_EV_CONNECTED);
+	in("09 0c 40 00 01 00 09 68 69");
+	EXPECT_SENT("04 0f 00 09");
+	CHECK(publishes == 5);
+}
+
+/* §6.14: while awake the gateway may REGISTER a topic and send buffered
+ * PUBLISHes at QoS 1 and 2 before its PINGRESP; each is acknowledged */
+static void test_awake_register_qos2(void)
+{
+	const mqttsn_event_info_t *e;
+	connected();
+	CHECK(mqttsn_sleep(&c, 60, now) == MQTTSN_OK);
+	EXPECT_SENT("04 18 00 3c");
+	in("02 18");
+	EXPECT_EVENT(MQTTSN_EV_ASLEEP);
+	at(30000);
+	CHECK(mqttsn_wake(&c, now) == MQTTSN_OK);
+	EXPECT_SENT("04 16 63 31");
+	in("09 0a 00 2a 00 03 61 2f 62"); /* REGISTER 42 = "a/b" */
+	EXPECT_SENT("07 0b 00 2a 00 03 00");
+	e = EXPECT_EVENT(MQTTSN_EV_REGISTER_IN);
+	CHECK(e->topic_id == 42 && strcmp(evs.name[evs.read - 1], "a/b") == 0);
+	in("08 0c 20 00 2a 00 04 31"); /* QoS 1 */
+	EXPECT_SENT("07 0d 00 2a 00 04 00");
+	in("08 0c 40 00 2a 00 05 32"); /* QoS 2 */
+	EXPECT_SENT("04 0f 00 05");
+	in("08 0c c0 00 2a 00 05 32"); /* its DUP: acknowledged, not delivered */
+	EXPECT_SENT("04 0f 00 05");
+	in("04 10 00 05");
+	EXPECT_SENT("04 0e 00 05");
+	CHECK(publishes == 2 && c.state == MQTTSN_STATE_AWAKE);
+	in("02 17");
+	EXPECT_EVENT(MQTTSN_EV_WAKE_DONE);
+	CHECK(c.state == MQTTSN_STATE_ASLEEP);
+	/* a new sleep duration whose DISCONNECT cannot be sent leaves the
+	 * client asleep, not active */
+	sent.fail = 1;
+	CHECK(mqttsn_sleep(&c, 10, now) == MQTTSN_ERR_TRANSPORT);
+	sent.fail = 0;
+	CHECK(c.state == MQTTSN_STATE_ASLEEP);
+	at(200000); /* no keep-alive PINGREQ: still asleep */
+	EXPECT_QUIET();
+	EXPECT_NO_EVENT();
 }
 
 static void test_incoming_qos0_qos1(void)
@@ -595,7 +646,7 @@ static void test_discovery(void)
 	const mqttsn_event_info_t *e;
 	mqttsn_addr_t relay = {2, {0x0a, 0x09}};
 	setup();
-	c.gw_known = 0;
+	c.gw_known = 0, c.gw_static = 0;
 	CHECK(mqttsn_connect(&c, now) == MQTTSN_ERR_STATE);
 	CHECK(mqttsn_search_gw(&c, 1, 0, now) == MQTTSN_OK);
 	EXPECT_BROADCAST("03 01 01");
@@ -614,28 +665,101 @@ static void test_discovery(void)
 
 	/* a GWINFO from another client carries the gateway's address */
 	setup();
-	c.gw_known = 0;
+	c.gw_known = 0, c.gw_static = 0;
 	CHECK(mqttsn_search_gw(&c, 0, 0, now) == MQTTSN_OK);
 	EXPECT_BROADCAST("03 01 00");
 	in_from(&relay, "05 02 03 0a 05");
 	EXPECT_EVENT(MQTTSN_EV_GW_FOUND);
 	CHECK(c.gw.len == 2 && c.gw.b[0] == 0x0a && c.gw.b[1] == 0x05);
 
-	/* no answer at all */
+	/* no answer at all: §6.1, the intervals grow exponentially */
 	setup();
-	c.gw_known = 0;
+	c.gw_known = 0, c.gw_static = 0;
+	c.gw_static = 0;
 	CHECK(mqttsn_search_gw(&c, 0, 0, now) == MQTTSN_OK);
+	EXPECT_BROADCAST("03 01 00");
+	at(1000);
+	EXPECT_BROADCAST("03 01 00");
+	at(2999);
+	EXPECT_QUIET();
+	at(3000);
+	EXPECT_BROADCAST("03 01 00");
+	at(6999);
+	EXPECT_QUIET();
+	at(7000);
+	EXPECT_BROADCAST("03 01 00");
+	at(14999);
+	EXPECT_QUIET();
+	EXPECT_NO_EVENT();
+	at(15000);
+	EXPECT_QUIET();
+	CHECK(EXPECT_EVENT(MQTTSN_EV_TIMEOUT)->type == MQTTSN_GWINFO);
+	CHECK(c.state == MQTTSN_STATE_DISCONNECTED && !c.gw_known);
+
+	/* §6.1: an ADVERTISE heard while searching ends the search */
+	setup();
+	c.gw_known = 0, c.gw_static = 0;
+	c.gw_static = 0;
+	CHECK(mqttsn_search_gw(&c, 1, 0, now) == MQTTSN_OK);
+	EXPECT_BROADCAST("03 01 01");
+	in_from(&other_addr, "05 00 07 00 0a");
+	CHECK(EXPECT_EVENT(MQTTSN_EV_GW_FOUND)->gw_id == 7);
+	CHECK(c.state == MQTTSN_STATE_DISCONNECTED && c.gw_known && c.gw.b[1] == 0x02);
+	at(5000);
+	EXPECT_QUIET(); /* no more SEARCHGW */
+	CHECK(mqttsn_connect(&c, now) == MQTTSN_OK);
+	EXPECT_SENT("08 04 04 01 00 3c 63 31");
+	in_from(&other_addr, "03 05 00");
+	EXPECT_EVENT(MQTTSN_EV_CONNECTED);
+
+	/* §6.13: a discovered gateway that stops answering is forgotten, so
+	 * that the application searches again */
+	CHECK(mqttsn_register(&c, "t", now) == MQTTSN_OK);
+	EXPECT_SENT("07 0a 00 00 00 01 74");
+	at(6000);
+	at(7000);
+	at(8000);
+	EXPECT_SENT("07 0a 00 00 00 01 74");
+	EXPECT_SENT("07 0a 00 00 00 01 74");
+	EXPECT_SENT("07 0a 00 00 00 01 74");
+	at(9000);
+	CHECK(EXPECT_EVENT(MQTTSN_EV_TIMEOUT)->type == MQTTSN_REGACK);
+	CHECK(c.state == MQTTSN_STATE_DISCONNECTED && !c.gw_known && !c.adv_known);
+	CHECK(mqttsn_connect(&c, now) == MQTTSN_ERR_STATE);
+	CHECK(mqttsn_search_gw(&c, 1, 0, now) == MQTTSN_OK);
+	EXPECT_BROADCAST("03 01 01");
+	at(20000); /* the old ADVERTISE deadline passes: no GW_LOST for a forgotten gateway */
+	EXPECT_BROADCAST("03 01 01");
+	EXPECT_NO_EVENT();
+	/* ... while one the application named stays */
+	connected();
+	CHECK(mqttsn_register(&c, "t", now) == MQTTSN_OK);
 	at(1000);
 	at(2000);
 	at(3000);
 	at(4000);
-	CHECK(EXPECT_EVENT(MQTTSN_EV_TIMEOUT)->type == MQTTSN_GWINFO);
-	CHECK(c.state == MQTTSN_STATE_DISCONNECTED && !c.gw_known);
+	sent.read = sent.n;
+	CHECK(EXPECT_EVENT(MQTTSN_EV_TIMEOUT)->type == MQTTSN_REGACK);
+	CHECK(c.state == MQTTSN_STATE_DISCONNECTED && c.gw_known);
+	CHECK(mqttsn_connect(&c, now) == MQTTSN_OK);
+	EXPECT_SENT("08 04 04 01 00 3c 63 31");
+
+	/* ADVERTISE with Duration 0 announces no next one: not supervised;
+	 * a long Duration times a large Nadv does not wrap the clock */
+	setup();
+	in("05 00 01 00 00");
+	CHECK(!c.adv_known);
+	cfg.n_adv = 200;
+	in("05 00 01 ff ff");
+	CHECK(c.adv_known && c.adv_deadline == now + 0x7FFFFFFFu);
+	at(100000);
+	EXPECT_NO_EVENT();
+	fresh_config();
 
 	/* §6.1: a random delay first; another client's identical SEARCHGW
 	 * heard meanwhile stands for ours */
 	setup();
-	c.gw_known = 0;
+	c.gw_known = 0, c.gw_static = 0;
 	CHECK(mqttsn_search_gw(&c, 1, 300, now) == MQTTSN_OK);
 	EXPECT_QUIET();
 	at(299);
@@ -647,7 +771,7 @@ static void test_discovery(void)
 	in_from(&other_addr, "03 02 07");
 	EXPECT_EVENT(MQTTSN_EV_GW_FOUND);
 	setup();
-	c.gw_known = 0;
+	c.gw_known = 0, c.gw_static = 0;
 	now = 1000;
 	CHECK(mqttsn_search_gw(&c, 1, 300, now) == MQTTSN_OK);
 	in_from(&relay, "03 01 02"); /* another radius: not the same search */
@@ -663,7 +787,7 @@ static void test_discovery(void)
 
 	/* ADVERTISE every 10 s, lost after Nadv = 2 missed */
 	setup();
-	c.gw_known = 0;
+	c.gw_known = 0, c.gw_static = 0;
 	in_from(&other_addr, "05 00 07 00 0a");
 	CHECK(EXPECT_EVENT(MQTTSN_EV_GW_FOUND)->gw_id == 7);
 	CHECK(mqttsn_connect(&c, now) == MQTTSN_OK);
@@ -900,6 +1024,7 @@ void client_tests(void)
 	T(test_publish_qos2);
 	T(test_publish_qos0_minus1);
 	T(test_incoming_qos2);
+	T(test_awake_register_qos2);
 	T(test_incoming_qos0_qos1);
 	T(test_register);
 	T(test_congestion);
