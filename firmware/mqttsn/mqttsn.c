@@ -367,10 +367,12 @@ int mqttsn_decode(mqttsn_msg_t *m, const uint8_t *buf, size_t len)
 	return err;
 }
 
-/* body_len returns the number of octets after the header. */
-static size_t body_len(const mqttsn_msg_t *m)
+/* body_len returns the number of octets after the header. It counts in
+ * 32 bits: with a 16-bit size_t (AVR, MSP430) 4 + a payload_len near 65535
+ * would wrap to a small length, and the encoder write past cap. */
+static uint32_t body_len(const mqttsn_msg_t *m)
 {
-	size_t p = m->payload_len;
+	uint32_t p = m->payload_len;
 	switch (m->type) {
 	case MQTTSN_ADVERTISE:
 		return 3;
@@ -412,14 +414,16 @@ static size_t body_len(const mqttsn_msg_t *m)
 	}
 }
 
-static size_t encap_len(const mqttsn_msg_t *m) { return m->encapsulated ? 3u + m->node_id_len : 0u; }
+static uint32_t encap_len(const mqttsn_msg_t *m) { return m->encapsulated ? 3u + m->node_id_len : 0u; }
 
-size_t mqttsn_encoded_len(const mqttsn_msg_t *m)
+static uint32_t encoded_len(const mqttsn_msg_t *m)
 {
-	size_t n = body_len(m);
+	uint32_t n = body_len(m);
 	/* §5.2.1: the 1-octet form when the message fits in 255 octets */
-	return encap_len(m) + n + (n + 2 <= 0xFF ? 2 : 4);
+	return encap_len(m) + n + (n + 2u <= 0xFFu ? 2u : 4u);
 }
+
+size_t mqttsn_encoded_len(const mqttsn_msg_t *m) { return (size_t)encoded_len(m); }
 
 /* pre-encoding checks for what the encoder would silently drop */
 static int precheck(const mqttsn_msg_t *m)
@@ -458,10 +462,10 @@ int mqttsn_encode(const mqttsn_msg_t *m, uint8_t *buf, size_t cap)
 
 int mqttsn_encode_unchecked(const mqttsn_msg_t *m, uint8_t *buf, size_t cap)
 {
-	size_t n = body_len(m), total = mqttsn_encoded_len(m);
+	uint32_t n = body_len(m), total = encoded_len(m);
 	uint8_t *p = buf;
 	uint8_t f = 0;
-	if (total > cap || n + 4 > 0xFFFF || total > (size_t)INT_MAX)
+	if (n + 4u > 0xFFFFu || total > cap || total > (uint32_t)INT_MAX)
 		return MQTTSN_ERR_TOO_LARGE;
 	if (m->encapsulated) { /* §5.5 Table 28 */
 		*p++ = (uint8_t)(3 + m->node_id_len);
@@ -549,7 +553,7 @@ int mqttsn_encode_unchecked(const mqttsn_msg_t *m, uint8_t *buf, size_t cap)
 	}
 	/* the variable-length field is last in every message that has one */
 	if ((size_t)(p - buf) < total) {
-		size_t rest = total - (size_t)(p - buf);
+		size_t rest = (size_t)(total - (uint32_t)(p - buf));
 		if (m->payload == NULL || rest != m->payload_len)
 			return MQTTSN_ERR_ARG;
 		memcpy(p, m->payload, rest);
