@@ -13,6 +13,7 @@ import (
 
 	"github.com/outpost-gw/outpost/localbroker/auth"
 	"github.com/outpost-gw/outpost/mqttsn"
+	"github.com/outpost-gw/outpost/mqttsn/packet"
 	"github.com/outpost-gw/outpost/serialbus"
 )
 
@@ -229,11 +230,16 @@ func (m *MQTTSNConfig) validate(p *problems, serials []SerialConfig) {
 		}
 		checkAllowIDs(p, key+".allow_client_ids", u.AllowClientIDs)
 		for j, a := range u.AllowAddresses {
-			if _, err := netip.ParsePrefix(a); err == nil {
+			akey := indexKey(key+".allow_addresses", j)
+			fwd, ok := checkNodeRule(p, akey, a)
+			if !ok {
 				continue
 			}
-			if _, err := netip.ParseAddr(a); err != nil {
-				p.add(indexKey(key+".allow_addresses", j), "%q is neither an IP address nor a CIDR prefix (e.g. \"192.168.1.0/24\")", a)
+			if _, err := netip.ParsePrefix(fwd); err == nil {
+				continue
+			}
+			if _, err := netip.ParseAddr(fwd); err != nil {
+				p.add(akey, "%q is neither an IP address nor a CIDR prefix (e.g. \"192.168.1.0/24\"), nor \"node:<hex>@\" and one of them", a)
 			}
 		}
 		name := cmp.Or(u.Name, "udp@"+u.Address)
@@ -249,8 +255,13 @@ func (m *MQTTSNConfig) validate(p *problems, serials []SerialConfig) {
 		s.validate(p, key)
 		checkAllowIDs(p, key+".allow_client_ids", s.AllowClientIDs)
 		for j, a := range s.AllowAddresses {
-			if _, err := hex.DecodeString(a); err != nil || a == "" || s.Framing == serialbus.FramingRaw {
-				p.add(indexKey(key+".allow_addresses", j), "%q is not a node address: hex digits (e.g. \"0013a20040a1b2c3\"), not for the raw framing", a)
+			akey := indexKey(key+".allow_addresses", j)
+			fwd, ok := checkNodeRule(p, akey, a)
+			if !ok {
+				continue
+			}
+			if _, err := hex.DecodeString(fwd); err != nil || fwd == "" || s.Framing == serialbus.FramingRaw {
+				p.add(akey, "%q is not a node address: hex digits (e.g. \"0013a20040a1b2c3\"), or \"node:<hex>@\" and one, not for the raw framing", a)
 			}
 		}
 		if s.Name == "" {
@@ -262,6 +273,23 @@ func (m *MQTTSNConfig) validate(p *problems, serials []SerialConfig) {
 			names[s.Name] = key
 		}
 	}
+}
+
+// checkNodeRule checks the node part of an allow_addresses entry of the
+// form "node:<hex>@<forwarder>" (one Wireless Node Id behind a forwarder,
+// MQTT-SN 1.2 §5.5) and returns the forwarder's address; another entry is
+// returned as it is. ok is false when the node part is wrong (reported).
+func checkNodeRule(p *problems, key, a string) (fwd string, ok bool) {
+	rest, isNode := strings.CutPrefix(a, "node:")
+	if !isNode {
+		return a, true
+	}
+	nodeHex, fwd, _ := strings.Cut(rest, "@")
+	if b, err := hex.DecodeString(nodeHex); err != nil || len(b) == 0 || len(b) > packet.MaxNodeIDLen {
+		p.add(key, "%q: the node id of \"node:<hex>@<forwarder>\" is not 1 to %d octets in hex (e.g. \"node:0013a201@192.168.1.20\")", a, packet.MaxNodeIDLen)
+		return "", false
+	}
+	return fwd, true
 }
 
 // checkAllowIDs checks an allowlist of ClientIds and patterns.

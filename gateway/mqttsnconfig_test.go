@@ -107,7 +107,7 @@ mtu = 512
 allow_qos_minus1 = true
 broadcast = "255.255.255.255:1885"
 allow_client_ids = ["sensor-*"]
-allow_addresses = ["192.168.1.0/24", "10.0.0.1"]
+allow_addresses = ["192.168.1.0/24", "10.0.0.1", "node:0013a201@192.168.1.20"]
 [[serial]]
 name = "radio"
 device = "/dev/ttyAMA0"
@@ -354,6 +354,18 @@ unconnected_sources = 0 #<-
 [[mqttsn.udp]]
 allow_addresses = ["10.0.0.0/8", "10.0.0.0/40"] #<-
 `},
+		{"udp allowed node id", "mqttsn.udp[0].allow_addresses[1]", "node id of", `
+[[mqttsn.udp]]
+allow_addresses = ["node:0a0b@10.0.0.0/8", "node:0a0@10.0.0.1"] #<-
+`},
+		{"udp allowed node's forwarder", "mqttsn.udp[0].allow_addresses[1]", "neither an IP address nor a CIDR prefix", `
+[[mqttsn.udp]]
+allow_addresses = ["node:0a0b@fd00::/8", "node:0a0b@forwarder-7"] #<-
+`},
+		{"udp allowed node without a forwarder", "mqttsn.udp[0].allow_addresses[0]", "neither an IP address nor a CIDR prefix", `
+[[mqttsn.udp]]
+allow_addresses = ["node:0a0b"] #<-
+`},
 		{"udp allowed client id", "mqttsn.udp[0].allow_client_ids[0]", "not a client id or pattern", `
 [[mqttsn.udp]]
 allow_client_ids = [""] #<-
@@ -363,6 +375,12 @@ allow_client_ids = [""] #<-
 device = "/dev/ttyUSB0"
 framing = "xbee"
 allow_addresses = ["node-7"] #<-
+`},
+		{"serial allowed node's forwarder", "serial[0].allow_addresses[1]", "not a node address", `
+[[serial]]
+device = "/dev/ttyUSB0"
+framing = "xbee"
+allow_addresses = ["node:01@0013a20040a1b2c3", "node:01@10.0.0.1"] #<-
 `},
 		{"serial allowed address on the raw framing", "serial[0].allow_addresses[0]", "not for the raw framing", `
 [[serial]]
