@@ -74,6 +74,11 @@ const bridge_counters *bridge_get_counters(const bridge *b) { return &b->n; }
 unsigned bridge_tx_queued(const bridge *b) { return b->tx_count; }
 unsigned bridge_rx_queued(const bridge *b) { return b->rx_count; }
 
+int bridge_usb_pending(const bridge *b)
+{
+    return b->out_off < b->out_len || b->status_pending || b->stat_count > 0u || b->rx_count > 0u;
+}
+
 /* ---- TX_STATUS queue ---- */
 
 static void push_status(bridge *b, uint8_t frame_id, uint8_t reason)
@@ -247,6 +252,14 @@ void bridge_radio_tx_done(bridge *b, uint8_t reason, uint32_t now_ms)
     }
 }
 
+uint16_t bridge_radio_tx_id(const bridge *b) { return b->tx_id; }
+
+void bridge_radio_tx_done_id(bridge *b, uint16_t tx_id, uint8_t reason, uint32_t now_ms)
+{
+    if (tx_id == b->tx_id) /* a late report for a timed-out transmission is not this one's */
+        bridge_radio_tx_done(b, reason, now_ms);
+}
+
 static uint32_t airtime(const bridge *b, uint16_t len)
 {
     if (b->cfg.radio.airtime_ms != NULL)
@@ -303,6 +316,7 @@ static uint32_t start_tx(bridge *b, uint32_t now)
         }
         if (b->cfg.radio.busy != NULL && b->cfg.radio.busy(b->cfg.radio.ctx))
             return 1;
+        b->tx_id++; /* before send: the glue reads it there */
         reason = b->cfg.radio.send(b->cfg.radio.ctx, s->node, s->node_len, s->data, s->len);
         if (reason != BRIDGE_REASON_NONE) {
             tx_failed(b, s->frame_id, reason);
@@ -358,7 +372,7 @@ static int next_out(bridge *b)
         f.node_len = s->node_len;
         f.data = s->data;
         f.data_len = s->len;
-        b->out_len = (uint16_t)bridge_frame_encode(&f, b->out, sizeof b->out);
+        b->out_len = (uint16_t)bridge_frame_encode(&f, b->out, sizeof b->out); /* 0: not valid, skipped */
         b->rx_head = (uint8_t)((b->rx_head + 1u) % BRIDGE_RXQ_LEN);
         b->rx_count--;
         b->out_off = 0;

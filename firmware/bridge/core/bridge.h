@@ -163,6 +163,7 @@ typedef struct bridge {
     bridge_tx_slot txq[BRIDGE_TXQ_LEN];
     uint8_t tx_head, tx_count;
     uint8_t tx_busy;        /* txq[tx_head] is on air, waiting for tx done */
+    uint16_t tx_id;         /* counts radio.send calls: the id of the latest transmission */
     uint32_t tx_started;    /* when it started */
     uint32_t tx_airtime;    /* its time on air, ms */
     uint8_t tx_waiting;     /* the head waits for duty budget since wait_since */
@@ -205,8 +206,22 @@ int bridge_radio_received(bridge *b, const uint8_t *addr, uint8_t addr_len, int1
                           const uint8_t *data, uint16_t len);
 
 /* The transmission started by radio.send ended: BRIDGE_REASON_NONE when it
- * went on air, another BRIDGE_REASON_* when it failed. */
+ * went on air, another BRIDGE_REASON_* when it failed. It applies to
+ * whatever is on air: a radio that reports after the core gave up on a
+ * transmission (tx_timeout_ms) and started the next one would have that
+ * report counted for the next one. Glue that can tell its transmissions
+ * apart uses bridge_radio_tx_id and bridge_radio_tx_done_id instead. */
 void bridge_radio_tx_done(bridge *b, uint8_t reason, uint32_t now_ms);
+
+/* The id of the transmission radio.send is starting: call it inside
+ * radio.send (or after it, before the next bridge_poll) and keep it with the
+ * transmission. Ids count up by one per radio.send call, wrapping at 65535. */
+uint16_t bridge_radio_tx_id(const bridge *b);
+
+/* bridge_radio_tx_done for the transmission tx_id: a report for one that
+ * already ended (timed out) is ignored, so that it is never counted against
+ * the next one. */
+void bridge_radio_tx_done_id(bridge *b, uint16_t tx_id, uint8_t reason, uint32_t now_ms);
 
 /* Radio settings changed (frequency, SF, power, ...): a STATUS frame is owed.
  * firmware NULL keeps the current string. Returns -1 for a bad string. */
@@ -224,6 +239,10 @@ const bridge_counters *bridge_get_counters(const bridge *b);
 /* Frames waiting in each direction. */
 unsigned bridge_tx_queued(const bridge *b);
 unsigned bridge_rx_queued(const bridge *b);
+
+/* Nonzero while a frame is owed to USB or partly written (a STATUS, a
+ * TX_STATUS or an RX_DATA): what a glue that stops should flush first. */
+int bridge_usb_pending(const bridge *b);
 
 #ifdef __cplusplus
 }

@@ -33,7 +33,7 @@ uint16_t bridge_crc16(uint16_t crc, const uint8_t *p, size_t n)
 {
     while (n--) {
         unsigned i;
-        crc ^= (uint16_t)((uint16_t)*p++ << 8);
+        crc ^= (uint16_t)((unsigned)*p++ << 8); /* unsigned: no int overflow where int has 16 bits */
         for (i = 0; i < 8; i++)
             crc = (crc & 0x8000u) ? (uint16_t)(((unsigned)crc << 1) ^ 0x1021u) : (uint16_t)((unsigned)crc << 1);
     }
@@ -103,7 +103,9 @@ int bridge_decoder_put(bridge_decoder *d, uint8_t b)
     return 0;
 }
 
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(((uint16_t)p[0] << 8) | p[1]); }
+/* unsigned, not uint16_t: a uint16_t is promoted to int, and 0xFF << 8
+ * overflows a 16-bit int (AVR, MSP430) */
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(((unsigned)p[0] << 8) | p[1]); }
 
 static uint32_t get32(const uint8_t *p)
 {

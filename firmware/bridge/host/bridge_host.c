@@ -64,6 +64,7 @@ static uint32_t usb_down_until; /* look again then */
 /* tx done is reported after the simulated time on air */
 static int tx_pending;
 static uint32_t tx_done_at;
+static uint16_t tx_pending_id; /* the core's id of the transmission on air */
 static uint32_t bit_rate;
 
 static void logf_(const char *fmt, ...)
@@ -213,6 +214,7 @@ static uint8_t radio_send(void *ctx, const uint8_t *addr, uint8_t addr_len, cons
     if (verbose)
         logf_("air: %u bytes to %s%s", (unsigned)len, bcast ? "every node" : a, hit ? "" : " (no such node)");
     tx_pending = 1;
+    tx_pending_id = bridge_radio_tx_id(&board);
     tx_done_at = now_ms() + (bit_rate ? (uint32_t)(((uint64_t)len * 8000u + bit_rate - 1) / bit_rate) : 0u);
     return BRIDGE_REASON_NONE;
 }
@@ -279,6 +281,7 @@ static void read_node(node *nd, uint32_t now)
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         nd->down = 1; /* the node's side is closed (a pty master reads EIO) */
         nd->down_until = now + 100;
+        raw_reset(&nd->dec); /* a packet cut short by the hang-up is not continued by the next opener */
         return;
     }
     if (n < 0)
@@ -494,7 +497,7 @@ int main(int argc, char **argv)
 
         if (tx_pending && (int32_t)(now - tx_done_at) >= 0) {
             tx_pending = 0;
-            bridge_radio_tx_done(&board, BRIDGE_REASON_NONE, now);
+            bridge_radio_tx_done_id(&board, tx_pending_id, BRIDGE_REASON_NONE, now);
         }
         /* USB bytes the core could not take yet go first. */
         if (off < npending) {
@@ -554,7 +557,20 @@ int main(int argc, char **argv)
             } else if (pf[i + 1].revents & (POLLHUP | POLLERR)) {
                 nodes[i].down = 1; /* nobody holds the node's tty now */
                 nodes[i].down_until = now + 100;
+                raw_reset(&nodes[i].dec);
             }
+        }
+    }
+    /* Flush what the gateway is still owed (TX_STATUS, RX_DATA) before
+     * going, for at most a second: a gateway that does not read must not
+     * keep the board from stopping. */
+    {
+        uint32_t until = now_ms() + 1000u;
+        while (!usb_down && bridge_usb_pending(&board) && (int32_t)(now_ms() - until) < 0) {
+            struct pollfd pf = {usb_fd, POLLOUT, 0};
+            bridge_poll(&board, now_ms());
+            if (bridge_usb_pending(&board))
+                (void)poll(&pf, 1, 10);
         }
     }
     print_counters();

@@ -291,6 +291,40 @@ static void test_tx(void)
 }
 
 /* Frames the board cannot use are answered, never dropped silently. */
+/* A radio that reports a transmission done after the core timed it out
+ * and started the next one: with ids, the late report is not counted
+ * against the next frame, which gets its own TX_STATUS when its own done
+ * comes; every frame gets exactly one TX_STATUS. */
+static void test_tx_late_done(void)
+{
+    static const uint8_t node[] = {0x01, 0x02}, connack[] = {0x03, 0x05, 0x00};
+    uint16_t first, second;
+    bridge_config c = base_config();
+    boot(&c);
+    tx_data(1, node, 2, connack, 3);
+    tx_data(2, node, 2, connack, 3);
+    bridge_poll(&b, now);
+    first = bridge_radio_tx_id(&b);
+    CHECK(rad.nsent == 1, "sent %d", rad.nsent);
+    now += 5000; /* no done: radio error, and frame 2 goes on air */
+    bridge_poll(&b, now);
+    second = bridge_radio_tx_id(&b);
+    CHECK(rad.nsent == 2 && second == (uint16_t)(first + 1u), "sent %d, ids %u %u", rad.nsent, first, second);
+    expect_frame("TX_STATUS id=1 result=failed reason=6");
+    bridge_radio_tx_done_id(&b, first, BRIDGE_REASON_NONE, now); /* frame 1's late report */
+    bridge_poll(&b, now);
+    expect_no_frame();
+    CHECK(b.tx_busy && bridge_tx_queued(&b) == 1, "frame 2 should still be on air");
+    bridge_radio_tx_done_id(&b, second, BRIDGE_REASON_NO_ACK, now);
+    bridge_poll(&b, now);
+    expect_frame("TX_STATUS id=2 result=failed reason=4");
+    bridge_radio_tx_done_id(&b, second, BRIDGE_REASON_NONE, now); /* twice: nothing more */
+    bridge_poll(&b, now);
+    expect_no_frame();
+    CHECK(b.n.tx_sent == 0 && b.n.tx_failed == 2, "sent %lu failed %lu", (unsigned long)b.n.tx_sent,
+          (unsigned long)b.n.tx_failed);
+}
+
 static void test_tx_refused(void)
 {
     static const uint8_t one[] = {0x0a}, two[] = {0x0a, 0x0b}, bcast2[] = {0xff, 0xff}, ping[] = {0x02, 0x16};
@@ -677,6 +711,7 @@ int main(void)
     test_decode_rules();
     test_status();
     test_tx();
+    test_tx_late_done();
     test_tx_refused();
     test_tx_queue_overflow();
     test_usb_backpressure();

@@ -42,6 +42,7 @@ SX1276 radio = new Module(18, 26, 14, 33);
 static bridge board;
 static volatile bool radioIrq = false;
 static bool transmitting = false;
+static uint16_t txId; // the core's id of the transmission on air
 static uint8_t usbIn[256];
 static size_t usbLen = 0, usbOff = 0;
 
@@ -62,7 +63,8 @@ static uint8_t radioSend(void *, const uint8_t *addr, uint8_t addrLen, const uin
     if (radio.startTransmit(pkt, 1u + addrLen + len) != RADIOLIB_ERR_NONE)
         return BRIDGE_REASON_RADIO_ERROR;
     transmitting = true;
-    return BRIDGE_REASON_NONE; // bridge_radio_tx_done follows the tx-done interrupt
+    txId = bridge_radio_tx_id(&board); // so that a late interrupt is not taken for the next packet's
+    return BRIDGE_REASON_NONE; // bridge_radio_tx_done_id follows the tx-done interrupt
 }
 
 // Time on air of one packet (Semtech AN1200.13): explicit header, CRC on,
@@ -132,7 +134,7 @@ void loop()
         radioIrq = false;
         if (transmitting) {
             transmitting = false;
-            bridge_radio_tx_done(&board, BRIDGE_REASON_NONE, now);
+            bridge_radio_tx_done_id(&board, txId, BRIDGE_REASON_NONE, now);
         } else {
             static uint8_t pkt[255];
             size_t len = radio.getPacketLength();
