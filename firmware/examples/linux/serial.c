@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
@@ -42,8 +43,13 @@ static int ser_send(void *ctx, const mqttsn_addr_t *to, const uint8_t *buf, size
 	(void)to; /* one device on the line: every address is the gateway */
 	while (off < len) {
 		ssize_t n = write(line.fd, buf + off, len - off);
-		if (n < 0 && errno == EAGAIN)
-			continue; /* a pty's buffer is full for a moment */
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			/* the line's buffer is full for a moment: wait for room,
+			 * rather than spin */
+			struct pollfd p = {line.fd, POLLOUT, 0};
+			(void)poll(&p, 1, 100);
+			continue;
+		}
 		if (n < 0)
 			return -1;
 		off += (size_t)n;
@@ -129,6 +135,9 @@ int node_transport_open(const char *spec, int baud, mqttsn_transport_t *tr, mqtt
 		cfsetospeed(&tio, speed(baud));
 		tio.c_cflag |= CLOCAL | CREAD;
 		tcsetattr(line.fd, TCSANOW, &tio);
+		/* a device that just started has heard nothing yet: what the
+		 * line kept for a previous user of the port is not for it */
+		tcflush(line.fd, TCIFLUSH);
 	}
 	tr->send = ser_send;
 	tr->recv = ser_recv;

@@ -90,7 +90,7 @@ static int xbeeRecv(void *, mqttsn_addr_t *from, uint8_t *buf, size_t cap)
             escaped = false;
         }
         if (have < 2) { // the length
-            want = (uint16_t)(want << 8 | b);
+            want = (uint16_t)((unsigned)want << 8 | b); // unsigned: no 16-bit int overflow (AVR)
             if (++have == 2 && (want == 0 || (size_t)want + 1 > sizeof frame))
                 inFrame = false;
             continue;
