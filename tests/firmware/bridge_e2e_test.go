@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -63,7 +62,7 @@ func TestBridgeBoardEndToEnd(t *testing.T) {
 			defer wg.Done()
 			for _, q := range []int{-1, 0, 1, 2} {
 				msg := fmt.Sprintf("%s-q%d", n.id, q)
-				out, err := exec.Command(nodeBin, "-d", n.path, "-i", n.id, "-P", "5", "-q", strconv.Itoa(q), "-m", msg, "-x", "60").CombinedOutput()
+				out, err := bridgeCommand(t, nodeBin, "-d", n.path, "-i", n.id, "-P", "5", "-q", strconv.Itoa(q), "-m", msg, "-x", "60").CombinedOutput()
 				if err != nil || !strings.Contains(string(out), "published") {
 					errs <- fmt.Errorf("%s at QoS %d: %v\n%s", n.id, q, err, out)
 					return
@@ -177,7 +176,7 @@ func TestBridgeBoardGatewayRestart(t *testing.T) {
 
 	publish := func(qos int, msg string) {
 		t.Helper()
-		out, err := exec.Command(nodeBin, "-d", aPath, "-i", "nodeA", "-P", "5", "-q", strconv.Itoa(qos), "-m", msg, "-x", "60").CombinedOutput()
+		out, err := bridgeCommand(t, nodeBin, "-d", aPath, "-i", "nodeA", "-P", "5", "-q", strconv.Itoa(qos), "-m", msg, "-x", "60").CombinedOutput()
 		if err != nil {
 			t.Fatalf("node: %v\n%s", err, out)
 		}
@@ -216,7 +215,7 @@ func TestBridgeBoardDutyCycleRefusal(t *testing.T) {
 		"--duty-cycle", "5", "--bit-rate", "1000")
 	bridgeWaitBoard(t, dataDir, 0)
 
-	out, err := exec.Command(nodeBin, "-d", aPath, "-i", "nodeA", "-P", "5", "-q", "1", "-m", "x", "-x", "5").CombinedOutput()
+	out, err := bridgeCommand(t, nodeBin, "-d", aPath, "-i", "nodeA", "-P", "5", "-q", "1", "-m", "x", "-x", "5").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "error") {
 		t.Fatalf("the node connected through a board that may not send: %v\n%s", err, out)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,6 +113,18 @@ allow_qos_minus1 = true
 					want = append(want, fmt.Sprintf("%d %s %s", max(q, 0), topic, msg))
 				}
 				sub.expect(t, want...)
+
+				// §6.7, §6.8: QoS -1 to a short topic name, whose
+				// two characters are the topic at the broker; a
+				// second subscriber (its own client id) gets it.
+				short := "z" + l.name[:1]
+				shortSub := bridgeSubscribe(t, port, short, short)
+				msg := l.name + "-short"
+				p := bridgeStart(t, msg, nil, l.bin, node("short", "-T", short, "-q", "-1", "-m", msg)...)
+				if err := p.wait(t); err != nil {
+					t.Fatalf("%s: %v", msg, err)
+				}
+				shortSub.expect(t, "0 "+short+" "+msg)
 			})
 
 			t.Run("subscribe", func(t *testing.T) {
@@ -247,4 +260,97 @@ func ptyCable(t *testing.T) (string, string) {
 		wg.Wait()
 	})
 	return a, b
+}
+
+// The Linux UDP example node finds a real outpost without being told its
+// address (MQTT-SN 1.2 §6.1): by a SEARCHGW sent to the address of -B,
+// which outpost answers with GWINFO, and by an ADVERTISE that outpost sends
+// every second to its transport's broadcast address, here the node's own
+// loopback port. On loopback a unicast address stands for the broadcast
+// one on both sides. Each node then connects (or, at QoS -1, does not) and
+// publishes, and mosquitto_sub gets the messages.
+func TestExampleNodeDiscovery(t *testing.T) {
+	root := bridgeRoot(t)
+	bridgePeer(t, "mosquitto_sub")
+	bridgePeer(t, "mosquitto_pub")
+	mk := bridgePeer(t, "make")
+	bridgePeer(t, "cc")
+	dir := t.TempDir()
+	bridgeRun(t, root, mk, "-s", "-C", "firmware", "BUILD="+dir, filepath.Join(dir, "mqttsn-udp-node"))
+	bin := filepath.Join(dir, "mqttsn-udp-node")
+
+	udpPort, advPort := freeUDPPort(t), freeUDPPort(t)
+	port, _, _ := bridgeOutpost(t, root, dir, fmt.Sprintf(`[mqttsn]
+gateway_id = 7
+advertise_interval = "1s"
+
+[mqttsn.predefined]
+5 = "fw/disc/pre"
+
+[[mqttsn.udp]]
+address = "127.0.0.1:%d"
+broadcast = "127.0.0.1:%d"
+allow_qos_minus1 = true
+`, udpPort, advPort))
+	sub := bridgeSubscribe(t, port, "fw/disc/#", "fw/disc/probe")
+	gwAddr := fmt.Sprintf("127.0.0.1:%d", udpPort)
+
+	run := func(t *testing.T, name string, args ...string) *bridgeProc {
+		t.Helper()
+		p := bridgeStart(t, name, nil, bin, append([]string{"-i", "fw-" + name, "-x", "60"}, args...)...)
+		if err := p.wait(t); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, want := range []string{"gateway 7", "published"} {
+			if !slices.ContainsFunc(p.out.snapshot(), func(l string) bool { return strings.HasPrefix(l, want) }) {
+				t.Fatalf("%s printed no %q line", name, want)
+			}
+		}
+		return p
+	}
+
+	t.Run("searchgw", func(t *testing.T) {
+		p := run(t, "search", "-D", "-B", gwAddr, "-t", "fw/disc/search", "-q", "1", "-m", "found-by-search")
+		if !contains(p.out.snapshot(), "connected") {
+			t.Fatalf("the node did not connect: %q", p.out.snapshot())
+		}
+		sub.expect(t, "1 fw/disc/search found-by-search")
+	})
+
+	t.Run("searchgw-qos-1", func(t *testing.T) {
+		// §6.8: after the search, a QoS -1 PUBLISH without connecting,
+		// to a pre-defined topic id and to a short topic name
+		short := bridgeSubscribe(t, port, "zd", "zd")
+		p := run(t, "search-pre", "-D", "-B", gwAddr, "-P", "5", "-q", "-1", "-m", "pre-after-search")
+		if contains(p.out.snapshot(), "connected") {
+			t.Fatalf("a QoS -1 node connected: %q", p.out.snapshot())
+		}
+		sub.expect(t, "0 fw/disc/pre pre-after-search")
+		run(t, "search-short", "-D", "-B", gwAddr, "-T", "zd", "-q", "-1", "-m", "short-after-search")
+		short.expect(t, "0 zd short-after-search")
+	})
+
+	t.Run("advertise", func(t *testing.T) {
+		// The node sends nothing until it has heard an ADVERTISE, so
+		// the gateway's address it connects to can only come from one.
+		// -a 30: lost only after 30 missed ADVERTISEs, however slow
+		// the machine.
+		run(t, "adv", "-A", "-L", fmt.Sprint(advPort), "-a", "30", "-t", "fw/disc/adv", "-q", "2", "-m", "found-by-advertise")
+		sub.expect(t, "2 fw/disc/adv found-by-advertise")
+	})
+
+	t.Run("nothing-to-find", func(t *testing.T) {
+		// A search nobody answers finds nothing (the node gives up at
+		// its -x deadline): what the other subtests found came from
+		// the gateway's answers.
+		dead := freeUDPPort(t)
+		p := bridgeStart(t, "lonely", nil, bin, "-i", "fw-lonely", "-x", "3", "-D", "-B", fmt.Sprintf("127.0.0.1:%d", dead),
+			"-P", "5", "-q", "-1", "-m", "never")
+		if err := p.wait(t); err == nil || len(p.out.snapshot()) != 0 {
+			t.Fatalf("the node found a gateway where there is none (%v): %q", err, p.out.snapshot())
+		}
+		if !slices.ContainsFunc(p.errs.snapshot(), func(l string) bool { return strings.HasPrefix(l, "error ") }) {
+			t.Fatalf("want an error, got %q", p.errs.snapshot())
+		}
+	})
 }

@@ -8,8 +8,13 @@
  * and wakes, and disconnects, in that order, each step only when its flag
  * asks for it, and prints one line per step on stdout:
  *
- *   connected | subscribed ID QOS | registered ID | published MSGID |
- *   msg TOPIC PAYLOAD | asleep | wake-done | disconnected
+ *   gateway GWID | connected | subscribed ID QOS | registered ID |
+ *   published MSGID | msg TOPIC PAYLOAD | asleep | wake-done | disconnected
+ *
+ * It finds its gateway at the address given (-g, or the serial line), by
+ * SEARCHGW (-D, MQTT-SN 1.2 §6.1) or by waiting for an ADVERTISE (-A). A
+ * PUBLISH the gateway rejects with "invalid topic id" (§6.6) makes it
+ * register the topic again and publish once more.
  *
  * and "error ..." on stderr with exit status 1 when a step fails or the
  * overall timeout passes.
@@ -31,7 +36,9 @@ static void usage(void)
 		"  subscribe: -s TOPIC [-Q QOS] [-c COUNT]   (TOPIC may hold wildcards; 2 chars: short name)\n"
 		"  sleep:     -S SECONDS [-W CYCLES(0: no limit)] [-w MS] (-w -1: wake on each line read from\n"
 		"             fd -I FD, default 0, until its end)\n"
-		"  will:      -u WILLTOPIC -U WILLMSG;  encapsulate: -E NODEID_HEX;  -D: SEARCHGW;  -x TIMEOUT_S\n",
+		"  will:      -u WILLTOPIC -U WILLMSG;  encapsulate: -E NODEID_HEX;  -x TIMEOUT_S\n"
+		"  discovery: -D: SEARCHGW;  -A: wait for an ADVERTISE;  -a NADV: missed ADVERTISEs before the\n"
+		"             gateway counts as lost (default 3)\n",
 		node_transport_usage);
 	exit(2);
 }
@@ -124,8 +131,9 @@ static void step(void)
 		fail("timeout");
 }
 
-/* await runs the client until the event ev (or a failure) arrives. */
-static void await(int ev, const char *what)
+/* await_rc runs the client until the event ev (or a failure) arrives, and
+ * returns its return code. */
+static uint8_t await_rc(int ev, const char *what)
 {
 	const unsigned bad = 1u << MQTTSN_EV_TIMEOUT | 1u << MQTTSN_EV_DISCONNECTED | 1u << MQTTSN_EV_GW_LOST;
 	seen = 0;
@@ -135,7 +143,13 @@ static void await(int ev, const char *what)
 			fail(what);
 	}
 	last_info = infos[ev];
-	if (last_info.return_code != MQTTSN_RC_ACCEPTED)
+	return last_info.return_code;
+}
+
+/* await is await_rc that fails on a rejection. */
+static void await(int ev, const char *what)
+{
+	if (await_rc(ev, what) != MQTTSN_RC_ACCEPTED)
 		fail(what);
 }
 
@@ -169,6 +183,18 @@ static int wait_line(void)
 	}
 }
 
+/* register_topic registers a topic name (§6.5) and returns its id. */
+static uint16_t register_topic(const char *topic)
+{
+	uint16_t id;
+	START(mqttsn_register(&client, topic, now_ms()), "register");
+	await(MQTTSN_EV_REGISTERED, "register");
+	id = last_info.topic_id;
+	remember(id, topic, strlen(topic));
+	printf("registered %u\n", id);
+	return id;
+}
+
 int main(int argc, char **argv)
 {
 	static uint8_t tx[512], rx[512];
@@ -179,7 +205,7 @@ int main(int argc, char **argv)
 	char default_id[24];
 	const char *spec = NULL, *topic = NULL, *sub = NULL, *msg = "hello";
 	int baud = 115200, qos = 0, subqos = 0, count = 1, want = 0, retain = 0, search = 0, publish = 0;
-	int sleep_s = 0, cycles = 1, wake_ms = 1000;
+	int sleep_s = 0, cycles = 1, wake_ms = 1000, advertised = 0, reregistered = 0;
 	uint8_t tt = MQTTSN_TOPIC_NORMAL;
 	uint16_t tid = 0;
 	int opt, i;
@@ -191,7 +217,7 @@ int main(int argc, char **argv)
 	cfg.t_retry_ms = 2000;
 	cfg.n_retry = 5;
 	deadline = 30;
-	while ((opt = getopt(argc, argv, "g:d:b:i:k:t:T:P:q:m:n:rs:Q:c:S:W:w:I:u:U:E:Dx:")) != -1) {
+	while ((opt = getopt(argc, argv, "g:d:b:i:k:t:T:P:q:m:n:rs:Q:c:S:W:w:I:u:U:E:Dx:AB:L:a:")) != -1) {
 		switch (opt) {
 		case 'g': case 'd': spec = optarg; break;
 		case 'b': baud = atoi(optarg); break;
@@ -231,11 +257,18 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'D': search = 1; break;
+		case 'A': advertised = 1; break;
+		case 'a': cfg.n_adv = (uint8_t)atoi(optarg); break;
+		case 'B': case 'L':
+			if (node_transport_option(opt, optarg) != 0)
+				usage();
+			break;
 		case 'x': deadline = (uint32_t)atoi(optarg); break;
 		default: usage();
 		}
 	}
-	if (spec == NULL || qos < -1 || qos > 2 || (qos == -1 && tt == MQTTSN_TOPIC_NORMAL && publish))
+	if ((spec == NULL && !search && !advertised) || qos < -1 || qos > 2 ||
+	    (qos == -1 && tt == MQTTSN_TOPIC_NORMAL && publish))
 		usage();
 	cfg.on_event = on_event;
 	cfg.on_publish = on_publish;
@@ -246,8 +279,13 @@ int main(int argc, char **argv)
 		return 1;
 	mqttsn_client_init(&client, &cfg, &tr, tx, sizeof tx, rx, sizeof rx);
 	if (search) {
-		START(mqttsn_search_gw(&client, 1, (uint32_t)rand() % 5000u, now_ms()), "searchgw");
+		/* §6.1: after a random delay of up to Tsearchgw (here 1 s) */
+		srand((unsigned)getpid());
+		START(mqttsn_search_gw(&client, 1, (uint32_t)rand() % 1000u, now_ms()), "searchgw");
 		await(MQTTSN_EV_GW_FOUND, "searchgw");
+		printf("gateway %u\n", last_info.gw_id);
+	} else if (advertised) {
+		await(MQTTSN_EV_GW_FOUND, "advertise");
 		printf("gateway %u\n", last_info.gw_id);
 	} else {
 		mqttsn_client_set_gateway(&client, &gw, 0);
@@ -281,20 +319,26 @@ int main(int argc, char **argv)
 		printf("subscribed %u %d\n", last_info.topic_id, last_info.qos);
 	}
 
-	if (topic != NULL) {
-		START(mqttsn_register(&client, topic, now_ms()), "register");
-		await(MQTTSN_EV_REGISTERED, "register");
-		tid = last_info.topic_id;
-		remember(tid, topic, strlen(topic));
-		printf("registered %u\n", tid);
-	}
+	if (topic != NULL)
+		tid = register_topic(topic);
 
 	for (i = 0; publish && i < count; i++) {
 		START(mqttsn_publish(&client, tt, tid, (int8_t)qos, (uint8_t)retain, (const uint8_t *)msg,
 				     (uint16_t)strlen(msg), now_ms()),
 		      "publish");
-		if (qos > 0)
-			await(MQTTSN_EV_PUBLISHED, "publish");
+		if (qos > 0) {
+			uint8_t rc = await_rc(MQTTSN_EV_PUBLISHED, "publish");
+			if (rc == MQTTSN_RC_INVALID_TOPIC_ID && topic != NULL && !reregistered) {
+				/* §6.6: the gateway does not know the topic id (any
+				 * more): register the name again, publish again */
+				reregistered = 1;
+				tid = register_topic(topic);
+				i--;
+				continue;
+			}
+			if (rc != MQTTSN_RC_ACCEPTED)
+				fail("publish");
+		}
 		printf("published %u\n", infos[MQTTSN_EV_PUBLISHED].msg_id);
 	}
 

@@ -121,9 +121,20 @@ static speed_t speed(int baud)
 	}
 }
 
+int node_transport_option(int opt, const char *arg)
+{
+	(void)opt;
+	(void)arg;
+	return -1; /* one device on the line: every broadcast reaches the gateway */
+}
+
 int node_transport_open(const char *spec, int baud, mqttsn_transport_t *tr, mqttsn_addr_t *gw)
 {
 	struct termios tio;
+	if (spec == NULL) {
+		fprintf(stderr, "want -d TTY\n");
+		return -1;
+	}
 	line.fd = open(spec, O_RDWR | O_NOCTTY | O_NONBLOCK);
 	if (line.fd < 0) {
 		fprintf(stderr, "open %s: %s\n", spec, strerror(errno));
