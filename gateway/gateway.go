@@ -342,6 +342,7 @@ func (r *running) failure(what string) error {
 // return before cancelling the one before it.
 func (g *Gateway) stop(started []*running) error {
 	g.stopping.Store(true)
+	g.stopReloads()
 	var errs []error
 	for _, r := range slices.Backward(started) {
 		t0 := time.Now()

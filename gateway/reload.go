@@ -22,10 +22,20 @@ import (
 
 // reloadState is what Reload works with.
 type reloadState struct {
-	mu    sync.Mutex     // one reload at a time
-	cfg   *Config        // in force: New's, with the reloaded keys applied
-	path  string         // the config file; "" means the embedded defaults
-	level *slog.LevelVar // [log] level; nil: the level is not reloadable
+	// mu is held by a reload from its first check to its last
+	// notification, and by the gateway's stop before it stops anything
+	// (stopReloads): a reload either runs wholly before the stop, or sees
+	// it and changes nothing.
+	mu sync.Mutex
+	// stop is cancelled when the gateway starts to stop: a reload waiting
+	// on a bridge gives up instead of holding the stop back.
+	stop       context.Context
+	cancelStop context.CancelFunc
+	stopOnce   sync.Once
+	waiting    atomic.Int32   // Reload calls waiting for mu (for tests)
+	cfg        *Config        // in force: New's, with the reloaded keys applied
+	path       string         // the config file; "" means the embedded defaults
+	level      *slog.LevelVar // [log] level; nil: the level is not reloadable
 	// note is what the periodic STATUS line keeps saying after a reload
 	// that left keys needing a restart or that failed; "" when none.
 	note atomic.Pointer[string]
@@ -104,6 +114,10 @@ func (r ReloadResult) Status() string {
 // file that does not parse, changes nothing: the error is logged with its
 // file and line, and the gateway runs on with the config it has.
 func (g *Gateway) Reload() ReloadResult {
+	g.rl.waiting.Add(1)
+	g.rl.mu.Lock()
+	g.rl.waiting.Add(-1)
+	defer g.rl.mu.Unlock()
 	ready := false
 	select {
 	case <-g.ready:
@@ -121,7 +135,7 @@ func (g *Gateway) Reload() ReloadResult {
 	if notify {
 		g.sdNotify(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec() + "\nSTATUS=reloading the configuration")
 	}
-	r := g.reload()
+	r := g.reload(g.rl.stopContext())
 	switch {
 	case r.Err != nil:
 		g.log.Error("reload failed; running on the previous config", "err", r.Err)
@@ -147,9 +161,26 @@ func (g *Gateway) sdNotify(state string) {
 	}
 }
 
-func (g *Gateway) reload() ReloadResult {
+// stopContext returns the context that stopReloads cancels.
+func (r *reloadState) stopContext() context.Context {
+	r.stopOnce.Do(func() { r.stop, r.cancelStop = context.WithCancel(context.Background()) })
+	return r.stop
+}
+
+// stopReloads is called by the gateway's stop once g.stopping is set: it
+// makes a reload in progress give up waiting on bridges, and waits for it
+// to return, so that no reload changes a component that is stopping and no
+// READY=1 of a reload follows the notifier's STOPPING=1. Reloads after it
+// see g.stopping and are refused.
+func (g *Gateway) stopReloads() {
+	g.rl.stopContext()
+	g.rl.cancelStop()
 	g.rl.mu.Lock()
-	defer g.rl.mu.Unlock()
+	g.rl.mu.Unlock() // nothing to do under it: this waits for the reload in progress
+}
+
+// reload reads the config file again and applies it; g.rl.mu is held.
+func (g *Gateway) reload(stop context.Context) ReloadResult {
 	old := g.rl.cfg
 	if old == nil {
 		return ReloadResult{Err: fmt.Errorf("gateway built without a config")}
@@ -220,7 +251,7 @@ func (g *Gateway) reload() ReloadResult {
 			continue
 		}
 		n := &cfg.Uplinks[j]
-		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(o.ConnectTimeout)+5*time.Second)
+		ctx, cancel := context.WithTimeout(stop, time.Duration(o.ConnectTimeout)+5*time.Second)
 		_, err := g.bridges[i].SetRules(ctx, n.UplinkOptions().Rules)
 		cancel()
 		if err != nil {
