@@ -149,7 +149,9 @@ func (h *httpServer) handler() http.Handler {
 	mux.Handle("GET /status.json", h.auth(http.HandlerFunc(h.statusJSON)))
 	mux.Handle("GET /{$}", h.auth(http.HandlerFunc(h.page)))
 	mux.Handle("GET /static/", h.auth(staticHandler()))
-	mux.Handle("/", h.auth(http.NotFoundHandler()))
+	// GET (and HEAD) only: any other method gets 405 with Allow from the
+	// mux, before auth, since it tells nothing.
+	mux.Handle("GET /", h.auth(http.NotFoundHandler()))
 	return securityHeaders(mux)
 }
 
@@ -216,7 +218,8 @@ func (h *httpServer) auth(next http.Handler) http.Handler {
 // checkPassword checks user and pass against the password file, or against
 // the credentials that passed within authCacheFor.
 func (h *httpServer) checkPassword(user, pass string) bool {
-	key := sha256.Sum256([]byte(user + "\x00" + pass))
+	// A Basic auth user cannot hold ':', so "user:pass" names one pair.
+	key := sha256.Sum256([]byte(user + ":" + pass))
 	now := time.Now()
 	h.authMu.Lock()
 	for k, until := range h.authOK {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/outpost-gw/outpost/localbroker"
@@ -164,11 +165,19 @@ func (h *httpServer) page(w http.ResponseWriter, r *http.Request) {
 	http.ServeFileFS(w, r, webFS, "web/index.html")
 }
 
-// staticHandler serves web/ at /static/ (the page's script and style).
+// staticHandler serves the files of web/ at /static/ (the page's script
+// and style), without a listing of the folder.
 func staticHandler() http.Handler {
 	sub, err := fs.Sub(webFS, "web")
 	if err != nil {
 		panic(err) // the folder is embedded: cannot happen
 	}
-	return http.StripPrefix("/static/", http.FileServerFS(sub))
+	files := http.FileServerFS(sub)
+	return http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
 }
