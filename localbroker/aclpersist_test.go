@@ -25,9 +25,10 @@ func aclBroker(t *testing.T, dir, acl string) (*Broker, string, func()) {
 	return b, b.Addrs()["tcp"].String(), func() { stop(); stopSpool() }
 }
 
-// A persistent session restored after a restart has no connection, so no
-// listener ACL, until its client comes back. What was queued for it in the
-// meantime is checked against the client's ACL when it is delivered: a
+// A persistent session restored after a restart has no connection, but it
+// knows the listener its client last connected on: what is routed to it
+// while it is away is checked against that listener's ACL, and what was
+// queued is checked again against the client's ACL when it is delivered. A
 // message on a topic the client may not read never reaches it, and what it
 // may read still comes, in order.
 func TestRestoredSessionDeliveryCheckedAgainstACL(t *testing.T) {
@@ -43,11 +44,16 @@ func TestRestoredSessionDeliveryCheckedAgainstACL(t *testing.T) {
 			waitOffline(t, b, "alice")
 			stop()
 
-			_, addr, _ = aclBroker(t, dir, acl)
+			b, addr, _ = aclBroker(t, dir, acl)
 			pub := mustConnect(t, addr, packet.V5, "pub", withUser("pub", ""))
 			pub.publish(1, "cmd/bob/secret", "for bob only", 1, false)
 			pub.publish(2, "cmd/alice/go", "for alice", 1, false)
 			pub.disconnect()
+			// The restored session knows its listener: the message it may
+			// not read is not even queued.
+			if q := queuedTopics(b, "alice"); len(q) != 1 || q[0] != "cmd/alice/go" {
+				t.Errorf("queued for the offline session: %q; want only cmd/alice/go", q)
+			}
 
 			sub, ca := connect(t, addr, v, "alice", withUser("alice", ""), withClean(false), withExpiry(3600))
 			if !ca.SessionPresent {
@@ -90,4 +96,44 @@ func TestTakeoverUnderAnotherUserCheckedAgainstACL(t *testing.T) {
 	}
 	// Both private messages would come first.
 	m.expectPublish("cmd/public/c", "for anyone")
+}
+
+// queuedTopics returns the topics queued for the session id.
+func queuedTopics(b *Broker, id string) []string {
+	b.mu.Lock()
+	s := b.sessions[id]
+	b.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, om := range s.queue {
+		out = append(out, om.msg.Topic)
+	}
+	return out
+}
+
+// A reload of the ACL reaches the offline sessions of the listener too:
+// what is routed to them afterwards is checked with the new ACL.
+func TestApplyAuthToOfflineSessions(t *testing.T) {
+	dir := t.TempDir()
+	acl := filepath.Join(t.TempDir(), "acl")
+	writeFile(t, acl, "user alice\ntopic read cmd/#\n\nuser pub\ntopic write cmd/#\n")
+	b, addr, _ := aclBroker(t, dir, acl)
+	sub := mustConnect(t, addr, packet.V5, "alice", withUser("alice", ""), withClean(false), withExpiry(3600))
+	sub.subscribe(1, "cmd/#", 1)
+	sub.disconnect()
+	waitOffline(t, b, "alice")
+
+	writeFile(t, acl, "user alice\ntopic read cmd/alice/#\n\nuser pub\ntopic write cmd/#\n")
+	u, err := b.LoadAuth(map[string]ListenerAuth{"tcp": {AllowAnonymous: true, ACLFile: acl}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.ApplyAuth(u)
+	pub := mustConnect(t, addr, packet.V5, "pub", withUser("pub", ""))
+	pub.publish(1, "cmd/bob/x", "no longer", 1, false)
+	pub.publish(2, "cmd/alice/y", "still", 1, false)
+	if q := queuedTopics(b, "alice"); len(q) != 1 || q[0] != "cmd/alice/y" {
+		t.Errorf("queued for the offline session: %q; want only cmd/alice/y", q)
+	}
 }

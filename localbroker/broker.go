@@ -139,6 +139,7 @@ type Broker struct {
 	retainMu sync.RWMutex
 
 	mu       sync.Mutex
+	lnMu     sync.Mutex // serializes storeListener's writes
 	sessions map[string]*session
 	groups   map[string]*sharedGroup // "name\x00inner"
 	conns    map[*conn]struct{}
@@ -418,7 +419,7 @@ func (b *Broker) loadPersisted() error {
 		}
 		b.scheduleExpiry(s, since)
 	}
-	return nil
+	return b.restoreListeners()
 }
 
 // --- sessions -------------------------------------------------------------
@@ -495,6 +496,7 @@ func (b *Broker) attach(l link, req *connectReq) (*session, bool, error) {
 	s.gen++
 	s.info = req.info
 	s.acl = req.acl
+	s.netListener = sessionListener(l)
 	s.expiry = req.expiry
 	s.will = req.will
 	s.sendMax = int(min(req.receiveMax, b.opts.MaxInflight))
@@ -572,6 +574,7 @@ func (b *Broker) detach(s *session, l link, publishWill bool) {
 		if err := b.deps.Persistence.StoreSession(st); err != nil {
 			b.log.Error("persistence: store session", "client_id", s.id, "err", err)
 		}
+		b.storeListener(s)
 	}
 }
 
@@ -651,6 +654,7 @@ func (b *Broker) endSessionLocked(s *session) {
 		if err := b.deps.Persistence.DeleteSession(s.id); err != nil {
 			b.log.Error("persistence: delete session", "client_id", s.id, "err", err)
 		}
+		b.forgetListener(s)
 	}
 }
 

@@ -631,6 +631,7 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 	// A reload between reading the listener's ACL and attach has not
 	// seen this session: take the listener's ACL again.
 	c.setACL(c.ln.acl.Load())
+	b.storeListener(s)
 	b.stats.connected.Add(1)
 	b.stats.total.Add(1)
 	c.connected()

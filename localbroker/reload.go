@@ -77,7 +77,8 @@ const reloadReason = "credentials no longer accepted after a reload"
 // password and ACL files on SIGHUP, and returns how many clients it
 // disconnected.
 //
-//   - The new ACL applies at once to the connected clients of the listener:
+//   - The new ACL applies at once to the connected clients of the listener
+//     and to the offline sessions whose client last connected on it:
 //     to their next PUBLISH, SUBSCRIBE and will, and to what is delivered to
 //     them. A subscription made under the old ACL stays, but a message on
 //     a topic the new ACL does not let the client read is no longer
@@ -111,6 +112,11 @@ func (b *Broker) ApplyAuth(u *AuthUpdate) int {
 		for _, s := range b.sessions {
 			s.mu.Lock()
 			c, ok := s.link.(*conn)
+			if s.link == nil && s.netListener == l.opts.Name {
+				// Offline, last connected here: what is routed to it
+				// meanwhile is checked with the new ACL.
+				s.acl = ch.acl
+			}
 			if !ok || c.ln != l {
 				s.mu.Unlock()
 				continue

@@ -81,6 +81,8 @@ type session struct {
 	inQoS2      map[uint16]struct{} // QoS 2 packet ids received, PUBREL pending [MQTT-4.3.3-2]
 	qseq        uint64              // last number given to a message queued offline
 	aclDropGen  uint64              // gen of the last connection told of a delivery its ACL refused
+	netListener string              // listener of the client's last network connection; "" in-process
+	lnStored    string              // netListener as last persisted (storeListener)
 	expiry      uint32              // session expiry interval, seconds
 	expiryTimer *time.Timer
 	will        *Will
