@@ -289,7 +289,7 @@ func writeUplinkMetrics(w *promWriter, ups []UplinkStatus) {
 		{"outpost_uplink_messages_refused_total", "counter", "Local QoS 1/2 messages refused because the spool did not take them.", u(func(s *UplinkStatus) uint64 { return s.Refused })},
 		{"outpost_uplink_spool_messages", "gauge", "Messages waiting in the uplink's spool queues.", func(s *UplinkStatus) float64 { return float64(s.Depth) }},
 		{"outpost_uplink_spool_bytes", "gauge", "Payload bytes waiting in the uplink's spool queues.", func(s *UplinkStatus) float64 { return float64(s.Bytes) }},
-		{"outpost_uplink_drain_rate", "gauge", "Spooled messages the cloud acknowledged per second, recently.", func(s *UplinkStatus) float64 { return s.DrainRate }},
+		{"outpost_uplink_drain_messages_per_second", "gauge", "Spooled messages the cloud acknowledged per second, recently.", func(s *UplinkStatus) float64 { return s.DrainRate }},
 		{"outpost_uplink_drain_eta_seconds", "gauge", "Time to drain the backlog at the drain rate; +Inf when it does not drain.", func(s *UplinkStatus) float64 { return etaSeconds(s.ETA) }},
 		{"outpost_uplink_quarantine_messages", "gauge", "Messages in the uplink's quarantine.", func(s *UplinkStatus) float64 { return float64(s.QuarantineDepth) }},
 		{"outpost_uplink_quarantine_bytes", "gauge", "Payload bytes in the uplink's quarantine.", func(s *UplinkStatus) float64 { return float64(s.QuarantineBytes) }},

@@ -58,8 +58,13 @@ type cloud struct {
 // without persistence, until the test ends.
 func startCloudBroker(t *testing.T) *cloud {
 	t.Helper()
+	return startCloudBrokerAt(t, freeAddr(t))
+}
+
+// startCloudBrokerAt is startCloudBroker on addr (a free loopback address).
+func startCloudBrokerAt(t *testing.T, addr string) *cloud {
+	t.Helper()
 	bin := tool(t, "mosquitto")
-	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(t.TempDir(), "cloud.conf")
 	cfg := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type all\n", port)
