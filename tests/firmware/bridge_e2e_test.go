@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/outpost-gw/outpost/internal/ptytest"
 	"github.com/outpost-gw/outpost/mqttsn/client"
@@ -535,4 +536,103 @@ func bridgeGoNode(t *testing.T, path string, sub *bridgeSub, pub string, port in
 	if err := c.Disconnect(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("disconnect: %v", err)
 	}
+}
+
+// A node's tty that nobody holds between the node's runs: bridge-host sees
+// the pty hang up each time a node program exits (or is killed in the
+// middle of its session) and serves the next program that opens the port,
+// as a board keeps serving a node that resets. Every message gets through
+// and no frame on the USB line is damaged.
+func TestBridgeBoardNodeHangup(t *testing.T) {
+	b := bridgeSetup(t)
+	root, dir, hostBin, nodeBin := b.root, b.dir, b.hostBin, b.nodeBin
+	usbMaster, usbPath := ptytest.Open(t)
+	nodeMaster, nodePath := hangupPty(t)
+	port, dataDir, _ := bridgeOutpost(t, root, dir, bridgeLoraConfig(usbPath))
+	host := bridgeStart(t, "bridge-host", []*os.File{usbMaster, nodeMaster}, hostBin, "--usb", "fd:3", "--node", "0a0b=fd:4")
+	bridgeWaitBoard(t, dataDir, 0)
+	sub := bridgeSubscribe(t, port, "sensors/#", "sensors/probe")
+
+	publish := func(qos int, msg string) {
+		t.Helper()
+		out, err := bridgeCommand(t, nodeBin, "-d", nodePath, "-i", "nodeR", "-P", "5", "-q", strconv.Itoa(qos), "-m", msg, "-x", "60").CombinedOutput()
+		if err != nil {
+			t.Fatalf("node: %v\n%s", err, out)
+		}
+	}
+	publish(1, "first")
+	publish(2, "second")
+	// Killed in the middle of its session: the gateway still thinks it is
+	// connected, and may still send to it.
+	p := bridgeStart(t, "nodeR-killed", nil, nodeBin, "-d", nodePath, "-i", "nodeR", "-s", "cmd/nodeR/x", "-Q", "1", "-c", "1", "-x", "60")
+	p.waitLine(t, "subscribed", func(l string) bool { return strings.HasPrefix(l, "subscribed ") })
+	_ = p.cmd.Process.Kill()
+	_ = p.wait(t)
+	publish(1, "third")
+	sub.expect(t, "1 sensors/temp first", "2 sensors/temp second", "1 sensors/temp third")
+
+	if err := host.stop(t); err != nil {
+		t.Fatalf("bridge-host: %v", err)
+	}
+	if c := host.errs.String(); !strings.Contains(c, "errors checksum 0 framing 0 unknown 0") {
+		t.Fatalf("bridge-host saw damaged frames:\n%s", c)
+	}
+}
+
+// hangupPty opens a pty pair and returns the master and the slave's path,
+// with no slave descriptor held open (unlike ptytest.Open): whenever the
+// program that opened the slave exits, the master sees the hang-up. The
+// slave is put in raw mode once, so that nothing written to it while
+// nobody holds it is echoed back to the master.
+func hangupPty(t *testing.T) (*os.File, string) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open /dev/ptmx: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	ioctl := func(f *os.File, req uintptr, arg unsafe.Pointer) error {
+		rc, err := f.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var e syscall.Errno
+		if err := rc.Control(func(fd uintptr) {
+			_, _, e = syscall.Syscall(syscall.SYS_IOCTL, fd, req, uintptr(arg))
+		}); err != nil {
+			return err
+		}
+		if e != 0 {
+			return e
+		}
+		return nil
+	}
+	var n uint32
+	var unlock int32
+	if err := ioctl(m, syscall.TIOCGPTN, unsafe.Pointer(&n)); err != nil {
+		t.Fatalf("TIOCGPTN: %v", err)
+	}
+	if err := ioctl(m, syscall.TIOCSPTLCK, unsafe.Pointer(&unlock)); err != nil {
+		t.Fatalf("TIOCSPTLCK: %v", err)
+	}
+	path := fmt.Sprintf("/dev/pts/%d", n)
+	s, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	defer s.Close()
+	var tio syscall.Termios
+	if err := ioctl(s, syscall.TCGETS, unsafe.Pointer(&tio)); err != nil {
+		t.Fatalf("TCGETS: %v", err)
+	}
+	// cfmakeraw
+	tio.Iflag &^= syscall.IGNBRK | syscall.BRKINT | syscall.PARMRK | syscall.ISTRIP | syscall.INLCR | syscall.IGNCR | syscall.ICRNL | syscall.IXON
+	tio.Oflag &^= syscall.OPOST
+	tio.Lflag &^= syscall.ECHO | syscall.ECHONL | syscall.ICANON | syscall.ISIG | syscall.IEXTEN
+	tio.Cflag &^= syscall.CSIZE | syscall.PARENB
+	tio.Cflag |= syscall.CS8
+	if err := ioctl(s, syscall.TCSETS, unsafe.Pointer(&tio)); err != nil {
+		t.Fatalf("TCSETS: %v", err)
+	}
+	return m, path
 }
