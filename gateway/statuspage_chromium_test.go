@@ -31,6 +31,9 @@ func TestStatusPageInChromium(t *testing.T) {
 	g, stop := startGateway(t, cfg)
 	base := "http://" + g.HTTPAddr().String()
 	sn := snClient(t, g, "sensor-7")
+	// A client id is the client's to choose: the page shows it as text.
+	const evil = `<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>`
+	lan := dialMQTT(t, g.Addrs()["default"], evil, true, 0)
 
 	b := startChromium(t, bin)
 	page := b.open(t, base+"/")
@@ -43,6 +46,14 @@ func TestStatusPageInChromium(t *testing.T) {
 		return ready && !!row && row.dataset.protocol === "MQTT-SN" &&
 			row.querySelector("[data-field=state]").textContent === "active";
 	})()`)
+	page.waitFor(t, "the page to show the MQTT client with markup in its id as text", `(() => {
+		const id = `+strconv.Quote(evil)+`;
+		const row = [...document.querySelectorAll("#clients tbody tr")].find(r => r.dataset.client === id);
+		return !!row && row.querySelector("[data-field=id]").textContent === id;
+	})()`)
+	if got := page.eval(t, `document.querySelectorAll("main img, main script").length + " " + String(window.pwned)`); got != "0 undefined" {
+		t.Errorf("markup from a client id became elements or ran: %v; want \"0 undefined\"", got)
+	}
 	depth := `(() => {
 		const row = [...document.querySelectorAll("#uplinks tbody tr")].find(r => r.dataset.uplink === "cloud");
 		return row ? row.querySelector("[data-field=depth]").textContent : "no row";
@@ -80,6 +91,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	t.Logf("screenshot of the status page: %s", path)
 	b.close(t)
+	lan.close()
 	stop()
 }
 
