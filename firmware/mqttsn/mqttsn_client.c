@@ -712,9 +712,13 @@ void mqttsn_client_input(mqttsn_client_t *c, const mqttsn_addr_t *from, const ui
 		if (m.duration != 0) {
 			/* lost after Nadv periods, capped so that due() still
 			 * tells the time (and n_adv * 65535 s does not wrap) */
-			uint32_t period = (uint32_t)m.duration * 1000u;
+			uint32_t period = (uint32_t)m.duration * 1000u, total = 0;
 			uint8_t n = cfg->n_adv ? cfg->n_adv : DEF_N_ADV;
-			c->adv_deadline = now + (period > 0x7FFFFFFFu / n ? 0x7FFFFFFFu : period * n);
+			/* a sum, not period * n checked by a division: a Cortex-M0
+			 * has no divide instruction, and libgcc's costs flash */
+			while (n-- > 0)
+				total = total > 0x7FFFFFFFu - period ? 0x7FFFFFFFu : total + period;
+			c->adv_deadline = now + total;
 			c->adv_known = 1;
 		}
 		if (!c->gw_known || c->state == MQTTSN_STATE_SEARCHING) {
