@@ -121,7 +121,7 @@ void loop()
         return;
     nextReading = now + PERIOD_S * 1000UL;
     char reading[8];
-    int tenths = analogRead(A0) * 3300 / 4095 - 500; // a TMP36 on a 12-bit ADC at 3.3 V
+    int tenths = (int)((long)analogRead(A0) * 3300L / 4095L) - 500; // a TMP36 on a 12-bit ADC at 3.3 V; long: no 16-bit int overflow
     snprintf(reading, sizeof reading, "%d.%d", tenths / 10, abs(tenths % 10));
     mqttsn_publish(&client, MQTTSN_TOPIC_PREDEFINED, PREDEFINED_TOPIC, QOS, 0, (const uint8_t *)reading,
                    (uint16_t)strlen(reading), now);

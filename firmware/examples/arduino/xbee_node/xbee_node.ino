@@ -150,10 +150,9 @@ static bool await(int ev)
     return lastInfo.return_code == MQTTSN_RC_ACCEPTED;
 }
 
-static bool session()
+// topics registers the reading's topic and subscribes to the commands.
+static bool topics()
 {
-    if (mqttsn_connect(&client, millis()) != MQTTSN_OK || !await(MQTTSN_EV_CONNECTED))
-        return false;
     if (mqttsn_register(&client, "sensors/" CLIENT_ID "/temp", millis()) != MQTTSN_OK ||
         !await(MQTTSN_EV_REGISTERED))
         return false;
@@ -162,6 +161,16 @@ static bool session()
         !await(MQTTSN_EV_SUBSCRIBED))
         return false;
     ledTopic = lastInfo.topic_id;
+    return true;
+}
+
+static bool session()
+{
+    if (mqttsn_connect(&client, millis()) != MQTTSN_OK || !await(MQTTSN_EV_CONNECTED) || !topics())
+        return false;
+    // From now on CONNECT keeps the session (§6.2): coming back from sleep
+    // with CONNECT, the node finds its topic ids and subscription in place.
+    config.clean_session = 0;
     return true;
 }
 
@@ -186,7 +195,8 @@ void setup()
 void loop()
 {
     char reading[8];
-    int tenths = analogRead(A0) * 5000 / 1023 - 500; // a TMP36: 10 mV per 0.1 degree, 500 mV at 0
+    // a TMP36: 10 mV per 0.1 degree, 500 mV at 0; long: 1023 * 5000 overflows a 16-bit int (AVR)
+    int tenths = (int)((long)analogRead(A0) * 5000L / 1023L) - 500;
     snprintf(reading, sizeof reading, "%d.%d", tenths / 10, abs(tenths % 10));
 
     if (client.state == MQTTSN_STATE_ASLEEP) {
@@ -197,8 +207,14 @@ void loop()
         }
     }
     if (mqttsn_publish(&client, MQTTSN_TOPIC_NORMAL, tempTopic, 1, 0, (const uint8_t *)reading,
-                       (uint16_t)strlen(reading), millis()) == MQTTSN_OK)
-        await(MQTTSN_EV_PUBLISHED);
+                       (uint16_t)strlen(reading), millis()) == MQTTSN_OK &&
+        !await(MQTTSN_EV_PUBLISHED) && lastEvent == MQTTSN_EV_PUBLISHED &&
+        lastInfo.return_code == MQTTSN_RC_INVALID_TOPIC_ID)
+        topics(); // §6.6: the gateway no longer knows the topic id: register again
+    if (client.state == MQTTSN_STATE_DISCONNECTED) { // the gateway was lost or ended the connection
+        session();
+        return;
+    }
     // Sleep: the gateway buffers cmd/<id>/led until the next wake.
     if (mqttsn_sleep(&client, 2 * PERIOD_S, millis()) == MQTTSN_OK && await(MQTTSN_EV_ASLEEP)) {
         delay(PERIOD_S * 1000UL); // a real node powers the radio down (XBee SM pin) and sleeps here
