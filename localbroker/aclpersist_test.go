@@ -1,8 +1,11 @@
 package localbroker
 
 import (
+	"context"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/outpost-gw/outpost/localbroker/packet"
 )
@@ -135,5 +138,59 @@ func TestApplyAuthToOfflineSessions(t *testing.T) {
 	pub.publish(2, "cmd/alice/y", "still", 1, false)
 	if q := queuedTopics(b, "alice"); len(q) != 1 || q[0] != "cmd/alice/y" {
 		t.Errorf("queued for the offline session: %q; want only cmd/alice/y", q)
+	}
+}
+
+// countingKV counts the writes of a KVStore.
+type countingKV struct {
+	KVStore
+	mu     sync.Mutex
+	writes map[string]int
+}
+
+func (c *countingKV) Set(ctx context.Context, key string, val []byte) error {
+	c.count(key)
+	return c.KVStore.Set(ctx, key, val)
+}
+
+func (c *countingKV) Delete(ctx context.Context, key string) error {
+	c.count(key)
+	return c.KVStore.Delete(ctx, key)
+}
+
+func (c *countingKV) count(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes[key[:2]]++
+}
+
+// The listener record costs a write when a persistent session's client
+// connects on a listener other than the one recorded, and when the session
+// ends; a clean session's client costs none.
+func TestSessionListenerRecordWrites(t *testing.T) {
+	st, _ := openSpool(t, t.TempDir())
+	kv, err := st.KV("broker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckv := &countingKV{KVStore: kv, writes: map[string]int{}}
+	_, addr := startBroker(t, Options{}, Deps{Persistence: NewKVPersistence(ckv)})
+	for range 3 {
+		c := mustConnect(t, addr, packet.V5, "clean")
+		c.subscribe(1, "a", 1)
+		c.disconnect()
+		p := mustConnect(t, addr, packet.V5, "keeper", withClean(false), withExpiry(3600))
+		p.subscribe(1, "a", 1)
+		p.disconnect()
+	}
+	ended := mustConnect(t, addr, packet.V5, "keeper", withClean(true)) // ends the session
+	ended.disconnect()
+	eventually(t, 5*time.Second, "the listener record deleted", func() bool {
+		ckv.mu.Lock()
+		defer ckv.mu.Unlock()
+		return ckv.writes[listenerRecordPrefix] == 2
+	})
+	if recs, err := NewKVPersistence(kv).(listenerPersistence).LoadSessionListeners(); err != nil || len(recs) != 0 {
+		t.Errorf("listener records %v (%v) after the session ended; want none", recs, err)
 	}
 }

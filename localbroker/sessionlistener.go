@@ -76,10 +76,18 @@ func (b *Broker) storeListener(s *session) {
 	s.mu.Unlock()
 }
 
-// forgetListener deletes the listener record of a session that ended.
+// forgetListener deletes the listener record of a session that ended, if
+// it has one (a clean session never has: no write for it).
 func (b *Broker) forgetListener(s *session) {
 	lp, ok := b.deps.Persistence.(listenerPersistence)
 	if !ok {
+		return
+	}
+	s.mu.Lock()
+	stored := s.lnStored
+	s.lnStored = ""
+	s.mu.Unlock()
+	if stored == "" {
 		return
 	}
 	if err := lp.StoreSessionListener(s.id, ""); err != nil {
