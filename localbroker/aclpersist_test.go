@@ -194,3 +194,32 @@ func TestSessionListenerRecordWrites(t *testing.T) {
 		t.Errorf("listener records %v (%v) after the session ended; want none", recs, err)
 	}
 }
+
+// A reload that comes between a client's authentication and the binding
+// of its session has not seen the client: the connection checks itself
+// against the listener's new password file and, no longer admitted, is
+// disconnected with 0x98 as ApplyAuth would have done.
+func TestReloadBetweenAuthenticationAndAttach(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "passwd")
+	writeFile(t, pw, pwLine(t, "alice", "old"))
+	var b *Broker
+	var once sync.Once
+	hooks := Hooks{Authenticate: func(c *ClientInfo, _ []byte) packet.ReasonCode {
+		once.Do(func() { // the reload, right after the password file passed alice
+			writeFile(t, pw, pwLine(t, "alice", "new"))
+			u, err := b.LoadAuth(map[string]ListenerAuth{"l": {PasswordFile: pw}})
+			if err != nil {
+				panic(err)
+			}
+			b.ApplyAuth(u)
+		})
+		return packet.Success
+	}}
+	b, addr := startBroker(t, Options{Listeners: []ListenerOptions{{Name: "l", Address: "127.0.0.1:0", PasswordFile: pw}}}, Deps{Hooks: hooks})
+	c := mustConnect(t, addr, packet.V5, "alice", withUser("alice", "old"))
+	if code, saw := c.expectClosed(5 * time.Second); !saw || code != packet.AdministrativeAction {
+		t.Errorf("DISCONNECT %v (seen %v); want administrative action", code, saw)
+	}
+	mustConnect(t, addr, packet.V5, "alice", withUser("alice", "new")) // the new password is taken
+}

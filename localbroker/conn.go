@@ -541,6 +541,7 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 			ack.Properties.Set(packet.PropAssignedClientID)
 		}
 	}
+	authed := c.ln.authState() // what a reload before attach has not seen
 	if code := c.authenticate(cp); code != packet.Success {
 		c311 := packet.ConnRefusedNotAuthorized
 		if code == packet.BadUsernameOrPassword {
@@ -637,6 +638,10 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) bool {
 	c.connected()
 	ack.SessionPresent = present // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 	c.sendConnack(&ack)
+	if !c.stillAdmitted(authed) {
+		c.kickWith(packet.AdministrativeAction, reloadReason)
+		return true
+	}
 	s.resume()
 	c.log.Debug("client connected", "version", c.ver.String(), "clean_start", cp.CleanStart,
 		"keepalive", ka, "session_present", present)

@@ -145,6 +145,27 @@ func admitted(l *listener, info *ClientInfo, oldPW *auth.PasswordFile, ch authCh
 	return ch.pw == nil || ch.pw.SameEntry(oldPW, info.Username)
 }
 
+// authState is a listener's anonymous rule and password file, as a
+// CONNECT was authenticated against them.
+type authState struct {
+	anon bool
+	pw   *auth.PasswordFile
+}
+
+func (l *listener) authState() authState { return authState{l.anon.Load(), l.pw.Load()} }
+
+// stillAdmitted reports whether c, authenticated against before, passes the
+// listener's anonymous rule and password file of now: a reload between its
+// authentication and its attach did not see its session, so it is judged
+// here as ApplyAuth would have judged it.
+func (c *conn) stillAdmitted(before authState) bool {
+	now := c.ln.authState()
+	if now == before {
+		return true
+	}
+	return admitted(c.ln, &c.info, before.pw, authChange{anon: now.anon, pw: now.pw})
+}
+
 // setACL gives the connection and its session the ACL a, unless a newer
 // connection took the session over.
 func (c *conn) setACL(a *auth.ACL) {
