@@ -11,16 +11,30 @@ import (
 	"time"
 )
 
-// reloadGateway runs a gateway from a config file at level "info", with a
-// fake systemd, and returns it with the file, the level variable, the
-// notifications' reader, the cancel of its Run and a wait for Run's
-// result.
-func reloadGateway(t *testing.T) (*Gateway, string, *slog.LevelVar, func(time.Duration) string, context.CancelFunc, func() error) {
+// reloadConf is the config of the reload tests: one listener on addr,
+// no MQTT-SN, at level.
+func reloadConf(level, addr string) string {
+	return "data_dir = \"data\"\n[log]\nlevel = \"" + level + "\"\n[[listener]]\nname = \"lan\"\naddress = \"" + addr +
+		"\"\nallow_anonymous = true\n[mqttsn]\nenabled = false\n"
+}
+
+func writeConf(t *testing.T, file, conf string) {
+	t.Helper()
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reloadGateway runs a gateway from a config file holding conf, with a
+// fake systemd, until READY=1, and returns it with the file, the level
+// variable, the notifications' reader, the cancel of its Run and a wait
+// for Run's result (which the test's end checks too).
+func reloadGateway(t *testing.T, conf string) (*Gateway, string, *slog.LevelVar, func(time.Duration) string, context.CancelFunc, func() error) {
 	t.Helper()
 	next := fakeSystemd(t)
 	t.Setenv("WATCHDOG_USEC", "")
 	file := filepath.Join(t.TempDir(), "outpost.toml")
-	writeLevel(t, file, "info")
+	writeConf(t, file, conf)
 	cfg, err := Load(file)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +50,9 @@ func reloadGateway(t *testing.T) (*Gateway, string, *slog.LevelVar, func(time.Du
 	wait := sync.OnceValue(func() error { return waitFor(t, done, "the gateway to stop") })
 	t.Cleanup(func() {
 		cancel()
-		wait()
+		if err := wait(); err != nil {
+			t.Errorf("Run = %v", err)
+		}
 	})
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if strings.Contains(next(time.Until(deadline)), "READY=1") {
@@ -47,15 +63,6 @@ func reloadGateway(t *testing.T) (*Gateway, string, *slog.LevelVar, func(time.Du
 		}
 	}
 	return g, file, lv, next, cancel, wait
-}
-
-func writeLevel(t *testing.T, file, level string) {
-	t.Helper()
-	conf := "data_dir = \"data\"\n[log]\nlevel = \"" + level + "\"\n[[listener]]\nname = \"lan\"\naddress = \"127.0.0.1:0\"\n" +
-		"allow_anonymous = true\n[mqttsn]\nenabled = false\n"
-	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // notifications returns what the gateway has sent to the fake systemd
@@ -87,8 +94,8 @@ func eventuallyTrue(t *testing.T, what string, cond func() bool) {
 // progress, and a reload that comes later sees the stop and is refused. No
 // READY=1 of a reload follows the notifier's STOPPING=1.
 func TestReloadDuringStop(t *testing.T) {
-	g, file, lv, next, cancel, wait := reloadGateway(t)
-	writeLevel(t, file, "debug")
+	g, file, lv, next, cancel, wait := reloadGateway(t, reloadConf("info", "127.0.0.1:0"))
+	writeConf(t, file, reloadConf("debug", "127.0.0.1:0"))
 
 	g.rl.mu.Lock() // as if a reload were in progress
 	res := make(chan ReloadResult, 1)
@@ -126,8 +133,8 @@ func TestReloadDuringStop(t *testing.T) {
 // Two SIGHUPs back to back: the reloads run one after the other, each
 // framed by its own RELOADING=1 and READY=1, and the level is the file's.
 func TestReloadBackToBack(t *testing.T) {
-	g, file, lv, next, _, _ := reloadGateway(t)
-	writeLevel(t, file, "warn")
+	g, file, lv, next, _, _ := reloadGateway(t, reloadConf("info", "127.0.0.1:0"))
+	writeConf(t, file, reloadConf("warn", "127.0.0.1:0"))
 	res := make(chan ReloadResult, 2)
 	for range 2 {
 		go func() { res <- g.Reload() }()

@@ -1,10 +1,7 @@
 package gateway
 
 import (
-	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -58,8 +55,7 @@ func TestDiffConfig(t *testing.T) {
 // restart, a broken file changes nothing, and each reload is framed by
 // RELOADING=1 (with MONOTONIC_USEC) and READY=1 with a STATUS line.
 func TestReloadNotifiesAndApplies(t *testing.T) {
-	next := fakeSystemd(t)
-	t.Setenv("WATCHDOG_USEC", "")
+	g, file, lv, next, _, _ := reloadGateway(t, reloadConf("info", "127.0.0.1:0"))
 	read := func(want string) string {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
@@ -71,38 +67,7 @@ func TestReloadNotifiesAndApplies(t *testing.T) {
 		return ""
 	}
 
-	dir := t.TempDir()
-	file := filepath.Join(dir, "outpost.toml")
-	conf := func(level, addr string) string {
-		return "data_dir = \"data\"\n[log]\nlevel = \"" + level + "\"\n[[listener]]\nname = \"lan\"\naddress = \"" + addr +
-			"\"\nallow_anonymous = true\n[mqttsn]\nenabled = false\n"
-	}
-	if err := os.WriteFile(file, []byte(conf("info", "127.0.0.1:0")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lv := new(slog.LevelVar)
-	g, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.SetReload(file, lv)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := runGateway(ctx, g)
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
-	read("READY=1")
-
-	if err := os.WriteFile(file, []byte(conf("debug", "127.0.0.1:1")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeConf(t, file, reloadConf("debug", "127.0.0.1:1"))
 	r := g.Reload()
 	if r.Err != nil || !slices.Equal(r.Applied, []string{"log.level"}) || !slices.Equal(r.Restart, []string{"listener[0].address"}) {
 		t.Fatalf("Reload = %+v", r)
@@ -117,9 +82,7 @@ func TestReloadNotifiesAndApplies(t *testing.T) {
 		t.Errorf("READY=1 %q", s)
 	}
 
-	if err := os.WriteFile(file, []byte(conf("loud", "127.0.0.1:1")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeConf(t, file, reloadConf("loud", "127.0.0.1:1"))
 	r = g.Reload()
 	if r.Err == nil || !strings.Contains(r.Err.Error(), file+":3:") || !strings.Contains(r.Err.Error(), "log.level") {
 		t.Fatalf("Reload of a broken file = %+v, want an error at %s:3 log.level", r, file)
@@ -134,9 +97,7 @@ func TestReloadNotifiesAndApplies(t *testing.T) {
 
 	// The same file again: nothing new to apply; the address still needs
 	// the restart it needed.
-	if err := os.WriteFile(file, []byte(conf("debug", "127.0.0.1:1")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeConf(t, file, reloadConf("debug", "127.0.0.1:1"))
 	if r := g.Reload(); r.Err != nil || len(r.Applied) != 0 || !slices.Equal(r.Restart, []string{"listener[0].address"}) {
 		t.Fatalf("second Reload = %+v", r)
 	}
