@@ -170,13 +170,14 @@ func cmdRun(args []string, stderr io.Writer) int {
 
 	gateway.SetVersion(version)
 	log.Info("outpost starting", "version", version, "config", cmp.Or(*file, "embedded defaults"), "journald", logging.Journal)
-	done := make(chan error, 1)
-	go func() { done <- gw.Run(ctx) }()
 	// SIGHUP (systemctl reload) reloads the config; it must not end the
-	// process.
+	// process, also not while the gateway starts (Reload then says it is
+	// not running yet).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
 	go func() {
 		for {
 			select {
