@@ -35,8 +35,8 @@ type httpServer struct {
 	g     *Gateway
 	cfg   HTTPConfig
 	log   *slog.Logger
-	pw    *auth.PasswordFile // nil: no auth
-	tls   *tls.Config        // nil: plain HTTP
+	pw    atomic.Pointer[auth.PasswordFile] // nil: no auth; a reload replaces it (setPasswords)
+	tls   *tls.Config                       // nil: plain HTTP
 	ready chan struct{}
 
 	stopping atomic.Bool
@@ -67,7 +67,7 @@ func newHTTPServer(g *Gateway, cfg HTTPConfig, logger *slog.Logger) (*httpServer
 		if err != nil {
 			return nil, err
 		}
-		h.pw = pw
+		h.pw.Store(pw)
 	}
 	if cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
@@ -118,7 +118,7 @@ func (h *httpServer) Run(ctx context.Context) error {
 	if h.tls != nil {
 		scheme = "https"
 	}
-	h.log.Info("serving metrics and the status page", "address", ln.Addr().String(), "scheme", scheme, "basic_auth", h.pw != nil)
+	h.log.Info("serving metrics and the status page", "address", ln.Addr().String(), "scheme", scheme, "basic_auth", h.pw.Load() != nil)
 	close(h.ready)
 
 	served := make(chan error, 1)
@@ -201,12 +201,14 @@ func (h *httpServer) readyz(w http.ResponseWriter, _ *http.Request) {
 
 // auth asks for HTTP basic auth when the server has a password file.
 func (h *httpServer) auth(next http.Handler) http.Handler {
-	if h.pw == nil {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pw := h.pw.Load()
+		if pw == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
 		user, pass, ok := r.BasicAuth()
-		if !ok || !h.checkPassword(user, pass) {
+		if !ok || !h.checkPassword(pw, user, pass) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="outpost", charset="UTF-8"`)
 			http.Error(w, "authentication required", http.StatusUnauthorized)
 			return
@@ -215,9 +217,9 @@ func (h *httpServer) auth(next http.Handler) http.Handler {
 	})
 }
 
-// checkPassword checks user and pass against the password file, or against
-// the credentials that passed within authCacheFor.
-func (h *httpServer) checkPassword(user, pass string) bool {
+// checkPassword checks user and pass against pw, or against the
+// credentials that passed within authCacheFor.
+func (h *httpServer) checkPassword(pw *auth.PasswordFile, user, pass string) bool {
 	// A Basic auth user cannot hold ':', so "user:pass" names one pair.
 	key := sha256.Sum256([]byte(user + ":" + pass))
 	now := time.Now()
@@ -232,14 +234,27 @@ func (h *httpServer) checkPassword(user, pass string) bool {
 	if cached {
 		return true
 	}
-	if !h.pw.Check(user, []byte(pass)) {
+	if !pw.Check(user, []byte(pass)) {
 		return false
 	}
 	h.authMu.Lock()
+	if h.pw.Load() != pw {
+		h.authMu.Unlock()
+		return true // checked against the file of a reload just past: not kept
+	}
 	if len(h.authOK) >= maxAuthCache {
 		clear(h.authOK)
 	}
 	h.authOK[key] = now.Add(authCacheFor)
 	h.authMu.Unlock()
 	return true
+}
+
+// setPasswords makes the server check basic auth against pw (nil: no auth)
+// and forgets the credentials it had checked, for a reload.
+func (h *httpServer) setPasswords(pw *auth.PasswordFile) {
+	h.authMu.Lock()
+	defer h.authMu.Unlock()
+	h.pw.Store(pw)
+	clear(h.authOK)
 }

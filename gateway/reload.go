@@ -108,9 +108,10 @@ func (r ReloadResult) Status() string {
 // keys did not change (see localbroker.Broker.ApplyAuth for what happens to
 // connected clients); each uplink's [[uplink.rule]] list (see
 // uplink.Bridge.SetRules); [mqttsn] acl_file, read again like the
-// listeners', and usernames (see mqttsn.Gateway.SetAccess). Any other
-// changed key is logged and listed as
-// needing a restart. A file that does not load or validate, or an auth
+// listeners', and usernames (see mqttsn.Gateway.SetAccess); [http]
+// password_file, read again likewise (the server forgets the credentials
+// it had checked). Any other changed key is logged and listed as needing a
+// restart. A file that does not load or validate, or an auth
 // file that does not parse, changes nothing: the error is logged with its
 // file and line, and the gateway runs on with the config it has.
 func (g *Gateway) Reload() ReloadResult {
@@ -227,6 +228,10 @@ func (g *Gateway) reload(stop context.Context) ReloadResult {
 	if err != nil {
 		return ReloadResult{Err: err}
 	}
+	httpAuth, err := g.loadHTTPAuth(cfg)
+	if err != nil {
+		return ReloadResult{Err: err}
+	}
 
 	// Apply.
 	if g.rl.level != nil {
@@ -237,6 +242,7 @@ func (g *Gateway) reload(stop context.Context) ReloadResult {
 		r.Disconnected = g.broker.ApplyAuth(auth)
 	}
 	g.applyMQTTSNAccess(snAccess, cfg, &r)
+	g.applyHTTPAuth(httpAuth, cfg, &r)
 	for i := range old.Listeners {
 		o := &old.Listeners[i]
 		if j := slices.IndexFunc(cfg.Listeners, func(l ListenerConfig) bool { return l.Name == o.Name }); j >= 0 {
@@ -268,7 +274,7 @@ func (g *Gateway) reload(stop context.Context) ReloadResult {
 
 // reloadableKeys are the config keys (as diffConfig names them) that
 // Reload applies without a restart.
-var reloadableKeys = regexp.MustCompile(`^(log\.level|listener\[\d+\]\.(allow_anonymous|password_file|acl_file)|uplink\[\d+\]\.rule(\[.*)?|mqttsn\.(acl_file|usernames))$`)
+var reloadableKeys = regexp.MustCompile(`^(log\.level|listener\[\d+\]\.(allow_anonymous|password_file|acl_file)|uplink\[\d+\]\.rule(\[.*)?|mqttsn\.(acl_file|usernames)|http\.password_file)$`)
 
 func reloadable(key string) bool { return reloadableKeys.MatchString(key) }
 

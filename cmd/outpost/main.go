@@ -119,9 +119,10 @@ data in ./outpost-data. Logs go to the standard error, or to journald as
 structured entries when outpost runs as a systemd service.
 
 SIGHUP reads the config FILE again and applies, without a restart, [log]
-level, the listeners' allow_anonymous, password_file and acl_file (their
-files are read again), and each uplink's [[uplink.rule]] list; it logs the
-other changed keys as needing a restart. An invalid file changes nothing: the
+level, the listeners' allow_anonymous, password_file and acl_file, [mqttsn]
+acl_file and usernames, and [http] password_file (their files are read
+again), and each uplink's [[uplink.rule]] list; it logs the other changed
+keys as needing a restart. An invalid file changes nothing: the
 error is logged and the gateway runs on.
 
 On the first SIGINT or SIGTERM the gateway stops gracefully, component by
