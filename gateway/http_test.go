@@ -88,7 +88,8 @@ var (
 // `name{a="x",b="y"}` with the labels sorted) and its value. It reports
 // every breach of the format: a sample without HELP and TYPE before it, a
 // family split or declared twice, a bad name, unsorted or repeated labels,
-// a bad escape, a duplicate series, a counter not named _total.
+// a bad escape, a duplicate series, a counter not named _total, a counter
+// whose name without _total is another family's.
 func parseMetrics(t *testing.T, text string) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
@@ -166,6 +167,13 @@ func parseMetrics(t *testing.T, text string) map[string]float64 {
 			t.Errorf("line %d: series %s twice", n, key)
 		}
 		out[key] = value
+	}
+	// OpenMetrics names a counter's family without _total: a gauge of that
+	// name would be a second family of the same name.
+	for name, typ := range types {
+		if base, ok := strings.CutSuffix(name, "_total"); ok && typ == "counter" && types[base] != "" {
+			t.Errorf("counter %s and %s %s share a family name in OpenMetrics", name, types[base], base)
+		}
 	}
 	return out
 }
@@ -328,7 +336,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	m0 := metricsOf(t, base)
 	for _, k := range []string{
 		`outpost_ready`,
-		`outpost_listener_connections{listener="default",type="tcp"}`,
+		`outpost_listener_clients_connected{listener="default",type="tcp"}`,
 		`outpost_mqttsn_clients{state="active"}`,
 		`outpost_mqttsn_datagrams_received_total{transport="default"}`,
 		`outpost_uplink_connected{uplink="cloud"}`,
@@ -382,10 +390,10 @@ func TestMetricsAfterTraffic(t *testing.T) {
 			t.Errorf("%s moved by %v; want %v", k, d, w)
 		}
 	}
-	if m1[`outpost_listener_connections{listener="default",type="tcp"}`] != 1 ||
+	if m1[`outpost_listener_clients_connected{listener="default",type="tcp"}`] != 1 ||
 		m1[`outpost_mqttsn_clients{state="active"}`] != 1 || m1[`outpost_mqttsn_clients{state="asleep"}`] != 0 {
 		t.Errorf("connected now: %v MQTT, %v MQTT-SN active, %v asleep; want 1, 1, 0",
-			m1[`outpost_listener_connections{listener="default",type="tcp"}`],
+			m1[`outpost_listener_clients_connected{listener="default",type="tcp"}`],
 			m1[`outpost_mqttsn_clients{state="active"}`], m1[`outpost_mqttsn_clients{state="asleep"}`])
 	}
 	if delta(`outpost_listener_bytes_received_total{listener="default",type="tcp"}`) <= 0 ||

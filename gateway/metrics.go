@@ -183,7 +183,7 @@ func (g *Gateway) writeBrokerMetrics(w *promWriter, st *Status) {
 	ls := g.broker.ListenerStats()
 	type L = localbroker.ListenerStats
 	writeSeries(w, ls, func(l *L) []label { return []label{{"listener", l.Name}, {"type", l.Kind}} }, []series[L]{
-		{"outpost_listener_connections", "gauge", "MQTT clients connected on the listener now.", func(l *L) float64 { return float64(l.Connections) }},
+		{"outpost_listener_clients_connected", "gauge", "MQTT clients connected on the listener now.", func(l *L) float64 { return float64(l.Connections) }},
 		{"outpost_listener_connections_total", "counter", "CONNECTs accepted on the listener.", func(l *L) float64 { return float64(l.ConnectionsTotal) }},
 		{"outpost_listener_messages_received_total", "counter", "PUBLISH packets read from the listener's clients.", func(l *L) float64 { return float64(l.MessagesReceived) }},
 		{"outpost_listener_messages_sent_total", "counter", "PUBLISH packets written to the listener's clients (a resend counts again).", func(l *L) float64 { return float64(l.MessagesSent) }},
