@@ -28,11 +28,15 @@
 // through memory maps, and the kernel keeps those pages. The policies differ
 // when power is lost or the kernel crashes:
 //
-//   - SyncAlways (the default): each commit is synced (msync of the
-//     write-ahead log and value log) before its callers return, so what
-//     Outpost acknowledged survives a power cut, provided the storage honours
-//     flushes (some SD cards and USB bridges do not). Concurrent callers
-//     share one sync. Value-log GC syncs its moves too.
+//   - SyncAlways (the default): each commit that appends or sets is synced
+//     (msync of the write-ahead logs and value log) before its callers
+//     return, so what Outpost acknowledged survives a power cut, provided
+//     the storage honours flushes (some SD cards and USB bridges do not).
+//     Concurrent callers share one sync. Removals (Ack, KV.Forget, drops
+//     and expiry) are committed without a sync of their own: they ride
+//     along with the next synced commit, so a power cut may undo the last
+//     of them, which brings messages back to be sent again (a duplicate,
+//     never a loss). Value-log GC syncs its moves before the old file goes.
 //   - SyncPeriodic ("interval"): commits return before the sync; a sync runs
 //     every SyncInterval. A power cut loses up to SyncInterval of
 //     acknowledged writes, plus those of a full memtable still being flushed
@@ -73,6 +77,17 @@
 // records under m/<queue>, KV entries under k/<namespace>/<key>. Values
 // returned by Read, Get and Scan are copies the caller owns.
 //
+// # Memory
+//
 // badger's options are sized for a 1 GiB board (see Options), not badger's
-// server defaults. spool imports only the standard library and badger.
+// server defaults: 4 MiB memtables, 1 MiB uncompressed tables at every
+// level (badger builds each table in memory), small caches. badger reads
+// and writes its tables and value log through memory maps, so every page
+// it touched would count in the process's resident set although the kernel
+// may drop it at any time; on Linux 5.4 and later the spool asks the kernel
+// every Options.TrimInterval to page those mappings out (MADV_PAGEOUT).
+// Reads fault pages back in from the page cache or the card. The Go heap
+// follows GOMEMLIMIT (the .deb's unit sets one).
+//
+// spool imports only the standard library and badger.
 package spool

@@ -55,6 +55,22 @@ func (kv *KV) Delete(ctx context.Context, key string) error {
 	return kv.s.do(ctx, &request{op: opDelete, key: k})
 }
 
+// Forget removes keys like Delete, without waiting for a sync under any
+// sync policy (see Queue.Ack): for records whose loss on a power cut only
+// means that something is done again.
+func (kv *KV) Forget(ctx context.Context, keys ...string) error {
+	for _, key := range keys {
+		k, err := kv.key(key)
+		if err != nil {
+			return err
+		}
+		if err := kv.s.do(ctx, &request{op: opForget, key: k}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Get returns a copy of the value stored under key, and whether there is
 // one.
 func (kv *KV) Get(key string) (val []byte, ok bool, err error) {

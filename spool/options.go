@@ -8,6 +8,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // SyncPolicy says when committed writes are forced to stable storage. The
@@ -29,7 +30,7 @@ const (
 // RAM and an SD card (badger's own defaults are sized for servers).
 const (
 	DefaultSyncInterval        = time.Second
-	DefaultMemTableBytes       = 8 << 20
+	DefaultMemTableBytes       = 4 << 20
 	DefaultBlockCacheBytes     = 8 << 20
 	DefaultIndexCacheBytes     = 4 << 20
 	DefaultValueLogFileBytes   = 64 << 20
@@ -37,6 +38,7 @@ const (
 	DefaultGCInterval          = 10 * time.Minute
 	DefaultExpireInterval      = 30 * time.Second
 	DefaultMinFreeBytes        = 64 << 20
+	DefaultTrimInterval        = 2 * time.Second
 )
 
 // Options configure a Store. The zero value of every field but Dir is
@@ -52,7 +54,8 @@ type Options struct {
 	SyncInterval time.Duration
 
 	// MemTableBytes is the size of each of badger's two memtables (and of
-	// their write-ahead logs); 0 means 8 MiB. It also bounds one commit:
+	// their write-ahead logs), and of the level-0 tables flushed from them,
+	// which badger builds in memory; 0 means 4 MiB. It also bounds one commit:
 	// badger refuses a transaction larger than 15% of it, so one Append of
 	// small messages carries at most about 7% of it (ErrTooLarge beyond).
 	MemTableBytes int64
@@ -87,6 +90,12 @@ type Options struct {
 	// file): badger writes through memory maps, and a full file system makes
 	// such a write fail with SIGBUS, not with an error.
 	MinFreeBytes int64
+
+	// TrimInterval is how often the spool asks the kernel to page out the
+	// parts of badger's table and value-log files that this process has
+	// mapped (Linux 5.4 and later; see the package documentation); 0 means
+	// 2s, negative turns it off.
+	TrimInterval time.Duration
 
 	// Logger receives the spool's logs; nil discards them.
 	Logger *slog.Logger
@@ -145,6 +154,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = DefaultMinFreeBytes
 	}
+	if o.TrimInterval == 0 {
+		o.TrimInterval = DefaultTrimInterval
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -159,13 +171,14 @@ func maxBatchBytes(memTableBytes int64) int64 { return memTableBytes * 15 / 100 
 
 // badgerOptions translates o (with defaults) into badger's options.
 func (o Options) badgerOptions(log *slog.Logger) badger.Options {
-	return badger.DefaultOptions(o.Dir).
+	bo := badger.DefaultOptions(o.Dir).
 		WithLogger(badgerLogger{log}).
 		WithMetricsEnabled(false).
-		// SyncAlways lets badger sync inside each commit: that also covers
-		// the writes of value-log GC, which deletes the old file right after
-		// moving its live entries, and rotated memtable and value-log files.
-		WithSyncWrites(o.Sync == SyncAlways).
+		// The writer syncs itself, after the commits that must be durable
+		// (appends, KV sets and deletes) and not after removals (acks,
+		// drops, expiry), whose loss on a power cut only brings a message
+		// back. Value-log GC syncs its moves before the old file goes.
+		WithSyncWrites(false).
 		WithDetectConflicts(false). // one writer goroutine
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(o.MemTableBytes).
@@ -177,7 +190,19 @@ func (o Options) badgerOptions(log *slog.Logger) badger.Options {
 		WithIndexCacheSize(o.IndexCacheBytes).
 		WithValueLogFileSize(o.ValueLogFileBytes).
 		WithValueThreshold(o.ValueThresholdBytes).
-		WithCompactL0OnClose(false)
+		WithCompactL0OnClose(false).
+		// Memory for a 1 GiB board. badger builds each table in memory, in
+		// buffers of about twice the table's size, runs up to eight builders
+		// per compaction and keeps up to eight spent buffers for reuse; with
+		// its default 2 MiB tables growing twofold per level, and snappy
+		// compression (a second buffer per block, and a block cache it then
+		// needs), 1,000,000 spooled messages took 400 MiB of heap. Small
+		// tables of one size at every level, uncompressed (queue items are
+		// small and unique: snappy saved little), keep it near 50 MiB.
+		WithCompression(options.None).
+		WithBaseTableSize(1 << 20)
+	bo.TableSizeMultiplier = 1 // no With method in badger v4
+	return bo
 }
 
 // badgerLogger sends badger's logs to slog. badger's Info level is chatty

@@ -181,7 +181,11 @@ func (q *Queue) Append(ctx context.Context, data ...[]byte) ([]uint64, error) {
 
 // Ack removes the messages with the given sequence numbers, in any order.
 // Numbers of messages that are not stored (acked before, dropped, expired,
-// never appended) are ignored. It returns once the removal is committed.
+// never appended) are ignored. It returns once the removal is committed,
+// without waiting for a sync under any policy: a kill -9 keeps the removal,
+// a power cut within the next sync may undo it, which brings the messages
+// back to be sent again (a duplicate, never a loss). Removals ride along
+// with the next synced commit, or with the kernel's write-back.
 func (q *Queue) Ack(seqs ...uint64) error {
 	if len(seqs) == 0 {
 		return nil

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4/options"
 	"go.uber.org/goleak"
 )
 
@@ -788,12 +789,15 @@ func TestOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := s.opts
-	if o.Sync != SyncAlways || o.MemTableBytes != 8<<20 || o.BlockCacheBytes != 8<<20 || o.ValueLogFileBytes != 64<<20 ||
+	if o.Sync != SyncAlways || o.MemTableBytes != 4<<20 || o.BlockCacheBytes != 8<<20 || o.ValueLogFileBytes != 64<<20 ||
 		o.ValueThresholdBytes != 1<<10 || o.GCInterval != 10*time.Minute || o.MinFreeBytes != 64<<20 || o.SyncInterval != time.Second {
 		t.Fatalf("defaults %+v", o)
 	}
 	bo := o.badgerOptions(s.log)
-	if !bo.SyncWrites || bo.NumMemtables != 2 || bo.MemTableSize != 8<<20 || bo.BlockCacheSize != 8<<20 || bo.DetectConflicts {
+	// The writer syncs by itself (appends, not acks); tables small and
+	// uncompressed for a small board.
+	if bo.SyncWrites || bo.NumMemtables != 2 || bo.MemTableSize != 4<<20 || bo.BlockCacheSize != 8<<20 || bo.DetectConflicts ||
+		bo.Compression != options.None || bo.BaseTableSize != 1<<20 || bo.TableSizeMultiplier != 1 {
 		t.Fatalf("badger options %+v", bo)
 	}
 	s, _ = New(Options{Dir: "d", Sync: SyncPeriodic})
@@ -1030,5 +1034,45 @@ func TestValueLogGCKeepsLiveItems(t *testing.T) {
 			q = mustQueue(t, s.Store, "q", Limits{})
 			check()
 		})
+	}
+}
+
+// TestAcksAreNotSynced: under SyncAlways an append or a KV set or delete
+// is synced before it returns, an ack or a KV.Forget is only committed
+// (its loss on a power cut means a duplicate), and an append after acks
+// syncs them along.
+func TestAcksAreNotSynced(t *testing.T) {
+	s := open(t, Options{Dir: t.TempDir()})
+	q := mustQueue(t, s.Store, "q", Limits{})
+	kv, err := s.KV("ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	step := func(name string, wantSyncs uint64, fn func() error) {
+		t.Helper()
+		before := s.Stats()
+		if err := fn(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		after := s.Stats()
+		if after.Commits == before.Commits {
+			t.Fatalf("%s: nothing committed", name)
+		}
+		if got := after.Syncs - before.Syncs; got != wantSyncs {
+			t.Fatalf("%s: %d syncs, want %d", name, got, wantSyncs)
+		}
+	}
+	step("append", 1, func() error { _, err := q.Append(ctx, []byte("a"), []byte("b")); return err })
+	step("ack", 0, func() error { return q.Ack(1) })
+	step("set", 1, func() error { return kv.Set(ctx, "k", []byte("v")) })
+	step("forget", 0, func() error { return kv.Forget(ctx, "k") })
+	step("set again", 1, func() error { return kv.Set(ctx, "k", []byte("v")) })
+	step("delete", 1, func() error { return kv.Delete(ctx, "k") })
+	if _, ok, err := kv.Get("k"); ok || err != nil {
+		t.Fatalf("Get after Delete: %v %v", ok, err)
+	}
+	if got := seqsOf(mustRead(t, q, 0, 10)); !slices.Equal(got, []uint64{2}) {
+		t.Fatalf("after the unsynced ack: %v", got)
 	}
 }

@@ -56,9 +56,10 @@ type Store struct {
 	queues       map[string]*Queue
 	metas        map[string]qmeta // recovered at Run, for queues not opened yet
 	commits      atomic.Uint64
+	trims        atomic.Uint64
 	syncs        atomic.Uint64
 	noSpace      atomic.Bool
-	unsynced     bool       // writer-owned: commits since the last sync (not SyncAlways)
+	unsynced     bool       // writer-owned: commits since the last sync
 	tw           *txnWriter // writer-owned, reused across batches
 	spaceErrOnce bool       // writer-owned: the statfs failure was logged
 }
@@ -141,19 +142,21 @@ func (s *Store) Run(ctx context.Context) (err error) {
 	if s.opts.GCInterval > 0 {
 		wg.Go(func() { s.gcLoop(ctx, db) })
 	}
+	if s.opts.TrimInterval > 0 {
+		wg.Go(func() { s.trimLoop(ctx) })
+	}
 	close(s.ready)
 	s.log.Info("spool open", "dir", s.opts.Dir, "sync", string(s.opts.Sync), "queues", len(s.metas))
 
 	<-ctx.Done()
 	wg.Wait() // the writer has handled every request it took
 
+	// Acks, drops and expiry are never synced by themselves.
 	var syncErr error
-	if s.opts.Sync != SyncAlways {
-		if syncErr = db.Sync(); syncErr != nil {
-			syncErr = fmt.Errorf("spool: final sync: %w", syncErr)
-		} else {
-			s.syncs.Add(1)
-		}
+	if syncErr = db.Sync(); syncErr != nil {
+		syncErr = fmt.Errorf("spool: final sync: %w", syncErr)
+	} else {
+		s.syncs.Add(1)
 	}
 	s.dbMu.Lock() // wait for reads in progress
 	s.db = nil
@@ -370,16 +373,13 @@ func (s *Store) gcLoop(ctx context.Context, db *badger.DB) {
 }
 
 // runGC rewrites value-log files until none is worth it. badger deletes a
-// file right after moving its live entries; without SyncWrites those moves
-// are not synced, so an open iterator holds the deletion back (badger defers
-// it while iterators are open) until the moves are synced.
+// file right after moving its live entries; without SyncWrites (the writer
+// syncs by itself) those moves are not synced, so an open iterator holds
+// the deletion back (badger defers it while iterators are open) until the
+// moves are synced.
 func (s *Store) runGC(ctx context.Context, db *badger.DB) {
-	var hold *badger.Iterator
-	var txn *badger.Txn
-	if s.opts.Sync != SyncAlways {
-		txn = db.NewTransaction(false)
-		hold = txn.NewIterator(badger.IteratorOptions{Prefix: []byte("s/none/")})
-	}
+	txn := db.NewTransaction(false)
+	hold := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("s/none/")})
 	n := 0
 	for ctx.Err() == nil {
 		err := db.RunValueLogGC(0.5)
@@ -391,18 +391,35 @@ func (s *Store) runGC(ctx context.Context, db *badger.DB) {
 		}
 		n++
 	}
-	if hold != nil {
-		if n > 0 {
-			if err := db.Sync(); err != nil {
-				s.log.Error("spool sync after value-log GC failed", "err", err)
-			} else {
-				s.syncs.Add(1)
-			}
+	if n > 0 {
+		if err := syncAll(s.opts.Dir, db); err != nil {
+			s.log.Error("spool sync after value-log GC failed", "err", err)
+		} else {
+			s.syncs.Add(1)
 		}
-		hold.Close()
-		txn.Discard()
 	}
+	hold.Close()
+	txn.Discard()
 	if n > 0 {
 		s.log.Debug("spool value-log GC", "files", n)
+	}
+}
+
+// trimLoop pages out badger's mapped files every TrimInterval (trimMapped)
+// until ctx is done. It stops for good when the kernel cannot do it.
+func (s *Store) trimLoop(ctx context.Context) {
+	t := time.NewTicker(s.opts.TrimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := trimMapped(s.opts.Dir); err != nil {
+				s.log.Debug("spool cannot page out mapped files; the resident set includes them", "err", err)
+				return
+			}
+			s.trims.Add(1)
+		}
 	}
 }

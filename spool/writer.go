@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -28,6 +31,7 @@ const (
 	opExpire
 	opSet
 	opDelete
+	opForget // a delete that needs no sync
 )
 
 type request struct {
@@ -131,12 +135,51 @@ func (s *Store) syncNow(db *badger.DB) {
 	if !s.unsynced {
 		return
 	}
-	if err := db.Sync(); err != nil {
+	if err := s.syncDB(db); err != nil {
 		s.log.Error("spool sync failed", "err", err)
-		return
+	}
+}
+
+// syncDB syncs what the writer committed (syncAll) and counts it; only the
+// writer goroutine calls it.
+func (s *Store) syncDB(db *badger.DB) error {
+	if err := syncAll(s.opts.Dir, db); err != nil {
+		return err
 	}
 	s.unsynced = false
 	s.syncs.Add(1)
+	return nil
+}
+
+// syncAll forces what badger committed to stable storage: the write-ahead
+// log of the active memtable and the newest value-log file (badger's Sync),
+// and the logs of memtables that badger rotated but has not flushed to a
+// table yet. A rotation between a commit and its sync (a write of value-log
+// GC filled the memtable) would otherwise leave that commit in a log that
+// nobody synced. badger writes those logs through memory maps, whose pages
+// are the file's page cache, which fsync writes back.
+func syncAll(dir string, db *badger.DB) error {
+	if err := db.Sync(); err != nil {
+		return err
+	}
+	if mems, _ := filepath.Glob(filepath.Join(dir, "*.mem")); len(mems) > 1 {
+		for _, name := range mems {
+			// A flushed memtable's log may be deleted meanwhile.
+			if err := fsyncFile(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func fsyncFile(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	return errors.Join(err, f.Close())
 }
 
 // expireAll removes expired messages from the heads of the queues with a
@@ -229,6 +272,7 @@ type txnWriter struct {
 	count   int64 // entries counted against the budget
 	size    int64 // bytes counted against the budget
 	ops     int   // Set and Delete calls in txn
+	durable bool  // txn holds changes that SyncAlways syncs before answering
 	dirty   map[*Queue]*qwork
 	inTxn   []*request // requests with effects in txn
 	notify  map[*Queue]struct{}
@@ -332,6 +376,7 @@ func (w *txnWriter) abort(err error) error {
 func (w *txnWriter) reset() {
 	w.txn = nil
 	w.count, w.size, w.ops = 0, 0, 0
+	w.durable = false
 	clear(w.dirty)
 	clear(w.inTxn)
 	w.inTxn = w.inTxn[:0]
@@ -361,6 +406,23 @@ func (w *txnWriter) commit() error {
 		txn.Discard()
 	}
 	s := w.s
+	synced := false
+	if err == nil && w.durable && s.opts.Sync == SyncAlways {
+		// The commit is applied; if the sync fails the callers hear of
+		// it and send again (a duplicate at worst, never a loss).
+		if err = s.syncDB(w.db); err == nil {
+			synced = true
+		} else {
+			s.log.Error("spool sync failed", "err", err)
+			err = fmt.Errorf("spool: sync: %w", err)
+			for _, r := range inTxn {
+				if r.err == nil {
+					r.err = err
+				}
+			}
+			err = nil // the state below is committed
+		}
+	}
 	if err != nil {
 		err = s.writeError(err)
 		for _, r := range inTxn {
@@ -374,9 +436,7 @@ func (w *txnWriter) commit() error {
 		return err
 	}
 	s.commits.Add(1)
-	if s.opts.Sync == SyncAlways {
-		s.syncs.Add(1) // badger synced inside Commit
-	} else {
+	if !synced {
 		s.unsynced = true
 	}
 	for q, qw := range dirty {
@@ -460,13 +520,17 @@ func (w *txnWriter) apply(r *request) error {
 		if err := w.set(r.key, r.val); err != nil {
 			return err
 		}
+		w.durable = true
 		w.involve(r)
-	case opDelete:
+	case opDelete, opForget:
 		if err := w.reserve(1, w.entryCost(len(r.key), 0)); err != nil {
 			return err
 		}
 		if err := w.delete(r.key); err != nil {
 			return err
+		}
+		if r.op == opDelete {
+			w.durable = true
 		}
 		w.involve(r)
 	}
@@ -548,6 +612,7 @@ func (w *txnWriter) append(r *request) error {
 	}
 	qw.appended += uint64(n)
 	r.seqs = seqs
+	w.durable = true
 	w.involve(r)
 	return nil
 }
