@@ -30,10 +30,15 @@ type PageStatus struct {
 	Ready         bool
 	Listeners     []localbroker.ListenerStats
 	Transports    []mqttsn.TransportStats `json:",omitempty"` // MQTT-SN
-	Clients       []PageClient
-	Serial        []PageSerial
-	Uplinks       []PageUplink
-	Spool         PageSpool
+	// TransportClients counts the MQTT-SN clients of each transport.
+	TransportClients map[string]int `json:",omitempty"`
+	// Clients are the first pageMaxClients clients (MQTT, then MQTT-SN);
+	// ClientsTotal counts them all.
+	Clients      []PageClient
+	ClientsTotal int
+	Serial       []PageSerial
+	Uplinks      []PageUplink
+	Spool        PageSpool
 }
 
 // PageClient is one MQTT or MQTT-SN client.
@@ -83,6 +88,11 @@ type PageSpool struct {
 	OldestSecond float64 // age of the oldest message of any queue; 0 when empty
 }
 
+// pageMaxClients bounds the clients that /status.json lists: the page
+// asks every 2 seconds, and a gateway may have thousands of sleeping
+// devices. The metrics count them all.
+var pageMaxClients = 500
+
 // pageStatus builds the status page's data from Status and the client
 // lists of the broker and the MQTT-SN gateway.
 func (g *Gateway) pageStatus() PageStatus {
@@ -99,6 +109,9 @@ func (g *Gateway) pageStatus() PageStatus {
 	if g.broker != nil {
 		ps.Listeners = g.broker.ListenerStats()
 		for _, c := range g.broker.Clients() {
+			if ps.ClientsTotal++; len(ps.Clients) >= pageMaxClients {
+				continue
+			}
 			ps.Clients = append(ps.Clients, PageClient{Protocol: "MQTT", ClientID: c.ClientID, Link: c.Listener,
 				Remote: c.Remote, State: "connected", LastSeen: c.LastSeen, KeepAlive: c.KeepAlive.Seconds()})
 		}
@@ -112,7 +125,12 @@ func (g *Gateway) pageStatus() PageStatus {
 	}
 	if g.mqttsn != nil {
 		ps.Transports = g.mqttsn.TransportStats()
+		ps.TransportClients = map[string]int{}
 		for _, c := range g.mqttsn.Clients() {
+			ps.TransportClients[c.Transport]++
+			if ps.ClientsTotal++; len(ps.Clients) >= pageMaxClients {
+				continue
+			}
 			pc := PageClient{Protocol: "MQTT-SN", ClientID: c.ClientID, Link: c.Transport, Remote: c.Remote,
 				State: c.State, LastSeen: c.LastHeard, KeepAlive: c.KeepAlive.Seconds()}
 			if n, ok := nodes[c.Transport][c.Remote]; ok {

@@ -95,6 +95,14 @@ function render(s) {
     cell(c.RSSI === undefined ? "" : c.RSSI + " dBm" + (c.SNR === undefined ? "" : " / " + c.SNR + " dB"), "num"),
     cell(c.KeepAlive ? fmtDuration(c.KeepAlive) : "none", "num"),
   ], {client: c.ClientID, protocol: c.Protocol}), "No client connected.");
+  if (s.ClientsTotal > s.Clients.length) {
+    const more = document.createElement("tr");
+    const td = cell("… and " + (s.ClientsTotal - s.Clients.length) + " more (" + s.ClientsTotal +
+      " in all; the metrics count them by state)", "empty", "more");
+    td.colSpan = document.querySelectorAll("#clients thead th").length;
+    more.appendChild(td);
+    document.querySelector("#clients tbody").appendChild(more);
+  }
 
   fill("listeners", s.Listeners, l => tr([
     cell(l.Name), cell(l.Kind), cell(l.Address),
@@ -102,7 +110,7 @@ function render(s) {
     cell(fmtBytes(l.BytesReceived), "num"), cell(fmtBytes(l.BytesSent), "num"),
   ], {listener: l.Name}), "No listener.");
   const sn = (s.Transports || []).map(t => ({Name: "mqtt-sn/" + t.Name, Kind: "mqtt-sn", Address: t.Address,
-    Connections: s.Clients.filter(c => c.Protocol === "MQTT-SN" && c.Link === t.Name).length,
+    Connections: (s.TransportClients || {})[t.Name] || 0,
     MessagesReceived: t.PublishIn, MessagesSent: t.PublishOut, BytesReceived: t.BytesIn, BytesSent: t.BytesOut}));
   if (sn.length) {
     const tbody = document.querySelector("#listeners tbody");
