@@ -60,6 +60,7 @@ type SpoolConfig struct {
 	ValueThreshold   Size     `toml:"value_threshold"`     // values this large go to the value log
 	GCInterval       Duration `toml:"gc_interval"`         // value-log GC period; 0 turns GC off
 	ExpireInterval   Duration `toml:"expire_interval"`     // period of dropping expired messages
+	TrimInterval     Duration `toml:"trim_interval"`       // period of paging out mapped files; 0 turns it off
 }
 
 // BrokerConfig holds the broker's limits; each key maps to the
@@ -153,6 +154,7 @@ func defaultSpool() SpoolConfig {
 		ValueThreshold:   spool.DefaultValueThresholdBytes,
 		GCInterval:       Duration(spool.DefaultGCInterval),
 		ExpireInterval:   Duration(spool.DefaultExpireInterval),
+		TrimInterval:     Duration(spool.DefaultTrimInterval),
 	}
 }
 
@@ -564,10 +566,14 @@ func (c *Config) SpoolOptions() spool.Options {
 		GCInterval:          time.Duration(s.GCInterval),
 		ExpireInterval:      time.Duration(s.ExpireInterval),
 		MinFreeBytes:        int64(s.MinFree),
+		TrimInterval:        time.Duration(s.TrimInterval),
 	}
 	// The config's 0 turns these off; the spool's 0 means its default.
 	if opts.GCInterval == 0 {
 		opts.GCInterval = -1
+	}
+	if opts.TrimInterval == 0 {
+		opts.TrimInterval = -1
 	}
 	if opts.MinFreeBytes == 0 {
 		opts.MinFreeBytes = -1

@@ -172,6 +172,7 @@ func TestDefaultSpoolOptions(t *testing.T) {
 		GCInterval:          spool.DefaultGCInterval,
 		ExpireInterval:      spool.DefaultExpireInterval,
 		MinFreeBytes:        spool.DefaultMinFreeBytes,
+		TrimInterval:        spool.DefaultTrimInterval,
 	}
 	if !reflect.DeepEqual(opts, want) {
 		t.Errorf("SpoolOptions() =\n%+v\nwant\n%+v", opts, want)
@@ -194,6 +195,7 @@ value_log_file_size = "32MiB"
 value_threshold = "4KiB"
 gc_interval = "1h"
 expire_interval = "5s"
+trim_interval = "7s"
 `)
 	c, err := Load(path)
 	if err != nil {
@@ -212,6 +214,7 @@ expire_interval = "5s"
 		GCInterval:          time.Hour,
 		ExpireInterval:      5 * time.Second,
 		MinFreeBytes:        1 << 30,
+		TrimInterval:        7 * time.Second,
 	}
 	if !reflect.DeepEqual(opts, want) {
 		t.Errorf("SpoolOptions() =\n%+v\nwant\n%+v", opts, want)
