@@ -1478,7 +1478,7 @@ uplink = [{ name = "a", url = "mqtt://h", rule = [{ direction = "out", local = "
 		t.Fatal(err)
 	}
 	u := c.Uplinks[0]
-	if u.Window != 16 || u.OnFull != "reject_new" || u.Rules[0].MaxQoS != 2 || u.Rules[0].Retain != "keep" {
+	if u.Window != 64 || u.OnFull != "reject_new" || u.Rules[0].MaxQoS != 2 || u.Rules[0].Retain != "keep" {
 		t.Errorf("defaults missing: %+v", u)
 	}
 }

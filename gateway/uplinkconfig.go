@@ -94,7 +94,7 @@ func (u *UplinkConfig) setDefaults() {
 		ReconnectMax:   Duration(2 * time.Minute),
 		DrainTimeout:   Duration(2 * time.Second),
 		SpoolTimeout:   Duration(30 * time.Second),
-		Window:         16,
+		Window:         64,
 		MaxBytes:       256 * MiB,
 		OnFull:         OnFullReject,
 	}
