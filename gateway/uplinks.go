@@ -87,8 +87,13 @@ func (u *UplinkConfig) QuarantineLimits() spool.Limits {
 func newBridge(u UplinkConfig, store *spool.Store, b *localbroker.Broker, opts uplink.Options) (*uplink.Bridge, error) {
 	limits, quarantine := u.QueueLimits(), u.QuarantineLimits()
 	quarantineName := uplink.QuarantineName(u.Name)
+	flights, err := store.KV(FlightsNamespace(u.Name))
+	if err != nil {
+		return nil, err
+	}
 	return uplink.New(opts, uplink.Deps{
-		Broker: b,
+		Broker:  b,
+		Flights: flights,
 		OpenQueue: func(name string) (uplink.Queue, error) {
 			lim := limits
 			if name == quarantineName {
@@ -102,6 +107,10 @@ func newBridge(u UplinkConfig, store *spool.Store, b *localbroker.Broker, opts u
 		},
 	})
 }
+
+// FlightsNamespace is the spool KV namespace where the uplink called name
+// keeps its QoS 2 flights (uplink.Deps.Flights).
+func FlightsNamespace(name string) string { return "uplink." + name }
 
 // beforeAck hands each QoS 1/2 message to every bridge's BeforeAck, in the
 // order of the config: the publisher is acknowledged only when every bridge

@@ -46,6 +46,31 @@ func (kv *KV) Set(ctx context.Context, key string, val []byte) error {
 	return kv.s.do(ctx, &request{op: opSet, key: k, val: bytes.Clone(val)})
 }
 
+// SetMany stores vals[i] under keys[i], all in one commit (all or none),
+// synced like Set. The values are copied. Unlike Set it is not refused
+// below Options.MinFreeBytes: it is meant for small bookkeeping records
+// (the uplink's QoS 2 flights) that let a drain, which frees space, go on.
+func (kv *KV) SetMany(ctx context.Context, keys []string, vals [][]byte) error {
+	if len(keys) != len(vals) {
+		return fmt.Errorf("spool: SetMany with %d keys and %d values", len(keys), len(vals))
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	r := &request{op: opSetMany, keys: make([][]byte, len(keys)), vals: make([][]byte, len(vals))}
+	for i, key := range keys {
+		k, err := kv.key(key)
+		if err != nil {
+			return err
+		}
+		if int64(len(vals[i])) >= kv.s.opts.ValueLogFileBytes {
+			return fmt.Errorf("%w: value of %d bytes (ValueLogFileBytes is %d)", ErrTooLarge, len(vals[i]), kv.s.opts.ValueLogFileBytes)
+		}
+		r.keys[i], r.vals[i] = k, bytes.Clone(vals[i])
+	}
+	return kv.s.do(ctx, r)
+}
+
 // Delete removes key; deleting a missing key is no error.
 func (kv *KV) Delete(ctx context.Context, key string) error {
 	k, err := kv.key(key)

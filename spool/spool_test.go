@@ -1069,6 +1069,17 @@ func TestAcksAreNotSynced(t *testing.T) {
 	step("forget", 0, func() error { return kv.Forget(ctx, "k") })
 	step("set again", 1, func() error { return kv.Set(ctx, "k", []byte("v")) })
 	step("delete", 1, func() error { return kv.Delete(ctx, "k") })
+	step("set many", 1, func() error {
+		return kv.SetMany(ctx, []string{"a", "b", "c"}, [][]byte{[]byte("1"), []byte("2"), nil})
+	})
+	for key, want := range map[string]string{"a": "1", "b": "2", "c": ""} {
+		if v, ok, err := kv.Get(key); !ok || err != nil || string(v) != want {
+			t.Fatalf("Get(%q) after SetMany = %q %v %v", key, v, ok, err)
+		}
+	}
+	if err := kv.SetMany(ctx, []string{"x"}, nil); err == nil {
+		t.Fatal("SetMany with more keys than values succeeded")
+	}
 	if _, ok, err := kv.Get("k"); ok || err != nil {
 		t.Fatalf("Get after Delete: %v %v", ok, err)
 	}

@@ -32,6 +32,7 @@ const (
 	opSet
 	opDelete
 	opForget // a delete that needs no sync
+	opSetMany
 )
 
 type request struct {
@@ -40,6 +41,7 @@ type request struct {
 	vals     [][]byte // opAppend: 8-byte header + payload each
 	seqs     []uint64 // opAck: sorted, unique; opAppend: the result
 	key, val []byte   // opSet, opDelete
+	keys     [][]byte // opSetMany, with vals
 	err      error
 	done     chan struct{} // closed when answered; nil for the writer's own requests
 }
@@ -519,6 +521,21 @@ func (w *txnWriter) apply(r *request) error {
 		}
 		if err := w.set(r.key, r.val); err != nil {
 			return err
+		}
+		w.durable = true
+		w.involve(r)
+	case opSetMany: // bookkeeping: not held back by the free-space floor
+		var cost int64
+		for i, k := range r.keys {
+			cost += w.entryCost(len(k), len(r.vals[i]))
+		}
+		if err := w.reserve(int64(len(r.keys)), cost); err != nil {
+			return err
+		}
+		for i, k := range r.keys {
+			if err := w.set(k, r.vals[i]); err != nil {
+				return err
+			}
 		}
 		w.durable = true
 		w.involve(r)

@@ -42,6 +42,12 @@ type Deps struct {
 	//
 	//	func(name string) (uplink.Queue, error) { return store.Queue(name, limits) }
 	OpenQueue func(name string) (Queue, error)
+	// Flights keeps the state of QoS 2 flights across restarts, for
+	// exactly once delivery over a resumed cloud session (see the package
+	// documentation); nil keeps it in memory only, and a QoS 2 message in
+	// flight at a restart may then arrive twice. With a *spool.Store:
+	// store.KV("uplink." + name).
+	Flights FlightStore
 }
 
 // State is the state of the link to the cloud.
@@ -241,13 +247,19 @@ func (b *Bridge) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		classes = append(classes, &class{prio: p, name: QueueName(b.s.Name, p), q: q, attempts: make(map[uint64]int)})
+		classes = append(classes, &class{prio: p, name: QueueName(b.s.Name, p), q: q, attempts: make(map[uint64]int), skip: make(map[uint64]bool)})
 	}
 	b.qmu.Lock() // Stats reads classes
 	b.classes = classes
 	b.qmu.Unlock()
 	if _, err := b.quarantineQueue(); err != nil {
 		return err
+	}
+	sess := newSession()
+	if b.deps.Flights != nil {
+		if err := b.restoreFlights(sess); err != nil {
+			return err
+		}
 	}
 	local, _, err := b.deps.Broker.Attach(localbroker.ClientOptions{
 		ClientID:   b.localID,
@@ -280,7 +292,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { b.qos0Loop(ctx) }) // also when there is no out-rule yet: a reload may add one
-	b.connLoop(ctx)
+	b.connLoop(ctx, sess)
 	local.Close(false)
 	wg.Wait()
 	b.setState(StateOffline, nil)

@@ -64,15 +64,45 @@
 //
 // Start order is spool, broker, bridges; stop order the reverse.
 //
+// # QoS 2 exactly once
+//
+// With Deps.Flights (the gateway gives each bridge the spool KV namespace
+// "uplink.<name>"), each QoS 2 flight to the cloud is recorded: its packet
+// identifier is reserved and "PUBLISH sent" is written (one synced write
+// for a window's worth) before the PUBLISH goes out; "PUBREC received" is
+// written before the PUBREL goes out; after the PUBCOMP the message is
+// acked in the spool, then the record goes (neither synced: a power cut
+// that undoes them makes a restart send the PUBREL again, which the cloud
+// answers with PUBCOMP). A restarted bridge loads the records and, when
+// the cloud resumes the session (Clean Start off, SessionExpiry long
+// enough), resends each PUBLISH with its packet identifier and DUP, or its
+// PUBREL, so the cloud delivers each message once [MQTT-4.3.3]. A record
+// whose message is gone from the spool (dropped by drop-oldest, expired,
+// its priority class removed) only releases its identifier with a PUBREL.
+// No other identifier is used while a record holds it.
+//
+// Where it degrades to at least once, and why:
+//
+//   - The cloud has no session at the reconnection (its session expired,
+//     SessionExpiry 0s, the cloud restarted without persistence): every
+//     message not completed goes again from the spool. One whose PUBREC
+//     had come may then arrive twice, if the cloud delivered it on
+//     receiving the PUBLISH (method A of the specification) rather than on
+//     the PUBREL (method B, mosquitto's way).
+//   - The spool's sync is "interval" or "never": a power cut (not a kill -9
+//     or crash, whose writes the kernel keeps) may lose the last records,
+//     and the bridge cannot know what the cloud holds.
+//   - Without a FlightStore (Deps.Flights nil): the session lives in
+//     memory; after a restart each identifier is released with a PUBREL
+//     before its first use, and a QoS 2 message in flight at the crash may
+//     arrive twice.
+//   - Inbound (cloud to LAN) QoS 2: a message is published locally before
+//     its PUBREC goes; a crash between the two makes the cloud send it
+//     again, and it is published locally twice.
+//
 // # Limits
 //
-// The MQTT session state lives in memory. After a process restart a
-// resumed cloud session may still hold packet identifiers of QoS 2
-// messages from before: each identifier is released with a PUBREL before
-// its first use, so that no new message is taken for a duplicate, and the
-// old messages go again from the spool (a QoS 2 message in flight at a
-// crash may arrive twice). ResponseTopic is passed unchanged, not mapped
-// through the rules.
+// ResponseTopic is passed unchanged, not mapped through the rules.
 //
 // uplink may import localbroker, spool and paho.golang.
 package uplink

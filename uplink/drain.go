@@ -30,6 +30,7 @@ type class struct {
 	attempts    map[uint64]int
 	acks        []uint64 // acknowledged by the cloud, to Ack in the spool
 	inflight    atomic.Int64
+	skip        map[uint64]bool // in flight since the previous run (restored QoS 2 flights)
 }
 
 // reset forgets what was read: the next Read starts at the head of the
@@ -37,6 +38,7 @@ type class struct {
 func (c *class) reset() {
 	c.cursor, c.pending, c.exhausted = 0, nil, false
 	c.inflight.Store(0)
+	clear(c.skip)
 }
 
 // pushBack returns an item to the pending items, in order.
@@ -106,8 +108,7 @@ func (e *DisconnectError) Error() string {
 var errRedial = errors.New("reconnecting to get refused cloud messages again")
 
 // connLoop keeps a connection to the cloud until ctx is done.
-func (b *Bridge) connLoop(ctx context.Context) {
-	sess := newSession()
+func (b *Bridge) connLoop(ctx context.Context, sess *session) {
 	attempt := 0
 	failing := false
 	for ctx.Err() == nil {
@@ -198,6 +199,10 @@ func (b *Bridge) connectAndServe(ctx context.Context, sess *session) (online tim
 	// Results of the previous connection first, then, when the cloud kept
 	// no session, everything unacknowledged goes again from the heads.
 	b.handleResults(ctx, sess, nil)
+	if lost := sess.takeLostRecs(); len(lost) > 0 {
+		// Before any new flight may take one of their identifiers.
+		b.forgetFlights(ctx, sess, lost)
+	}
 	if lost := sess.takeLost(); lost || !ca.SessionPresent {
 		for _, c := range b.classes {
 			c.reset()
@@ -342,13 +347,20 @@ func (b *Bridge) drain(ctx context.Context, l *link, sess *session, window int) 
 // fill publishes until the window is full or nothing can go now. It
 // returns how long to wait before trying again when a pause or the rate
 // limit holds a message back (0: wait for an event), or an error when the
-// connection failed.
+// connection failed. With a FlightStore, the QoS 2 messages of a round get
+// their packet identifiers first, and their flights are recorded (one
+// synced write) before any PUBLISH of the round goes out.
 func (b *Bridge) fill(ctx context.Context, l *link, sess *session, window int) (time.Duration, error) {
-	for sess.inflight() < window {
+	var batch []outgoing
+	var recs []*flight
+	var wait time.Duration
+	unsent := 0 // QoS 1/2 in batch not yet in the session
+	for sess.inflight()+unsent < window {
 		now := time.Now()
-		c, it, wait := b.next(now)
+		c, it, w := b.next(now)
 		if c == nil {
-			return wait, nil
+			wait = w
+			break
 		}
 		rec, err := DecodeRecord(it.Data)
 		if err != nil {
@@ -372,12 +384,45 @@ func (b *Bridge) fill(ctx context.Context, l *link, sess *session, window int) (
 		}
 		if w := b.limiter.take(now, len(p.Topic)+len(p.Payload)); w > 0 {
 			c.pushBack(it)
-			return w, nil
+			wait = w
+			break
 		}
+		o := outgoing{c: c, it: it, p: p}
+		if p.QoS == 2 && b.deps.Flights != nil {
+			f := &flight{cls: c, seq: it.Seq, data: it.Data}
+			if err := sess.reserve(f); err != nil {
+				c.pushBack(it)
+				break // the connection is going; paho reports it
+			}
+			o.f = f
+			recs = append(recs, f)
+		} else if p.QoS > 0 {
+			unsent++
+		}
+		batch = append(batch, o)
+	}
+	if len(recs) > 0 {
+		if err := b.persistFlights(ctx, recs, packets.PUBLISH); err != nil {
+			for _, o := range batch {
+				o.c.pushBack(o.it)
+			}
+			pids := make([]uint16, len(recs))
+			for i, f := range recs {
+				sess.unreserve(f)
+				pids[i] = f.pid
+			}
+			sess.unhold(pids) // nothing was written
+			if b.retryEp.hit() {
+				b.log.Error("recording QoS 2 flights failed; their messages wait", "err", err)
+			}
+			return b.s.ReconnectMin, nil
+		}
+	}
+	for i, o := range batch {
+		c, it, p := o.c, o.it, o.p
 		if p.QoS == 0 {
 			if _, err := l.cli.Publish(ctx, p); err != nil {
-				c.pushBack(it)
-				return 0, fmt.Errorf("publish: %w", err)
+				return 0, b.giveBack(ctx, sess, batch[i:], fmt.Errorf("publish: %w", err))
 			}
 			c.acks = append(c.acks, it.Seq)
 			b.sent.Add(1)
@@ -385,8 +430,11 @@ func (b *Bridge) fill(ctx context.Context, l *link, sess *session, window int) (
 			b.drained.add(time.Now(), 1)
 			continue
 		}
-		f := &flight{cls: c, seq: it.Seq, data: it.Data}
-		_, err = l.cli.PublishWithOptions(withFlight(ctx, f), p, paho.PublishOptions{Method: paho.PublishMethod_AsyncSend})
+		f := o.f
+		if f == nil {
+			f = &flight{cls: c, seq: it.Seq, data: it.Data}
+		}
+		_, err := l.cli.PublishWithOptions(withFlight(ctx, f), p, paho.PublishOptions{Method: paho.PublishMethod_AsyncSend})
 		switch {
 		case err == nil:
 			c.inflight.Add(1)
@@ -395,15 +443,44 @@ func (b *Bridge) fill(ctx context.Context, l *link, sess *session, window int) (
 			// In the session: sent again on a resumed session, or read
 			// again from the spool otherwise. The connection is going.
 			c.inflight.Add(1)
-			return 0, nil
+			return 0, b.giveBack(ctx, sess, batch[i+1:], nil)
 		case errors.Is(err, paho.ErrInvalidArguments):
+			if o.f != nil {
+				b.dropReserved(ctx, sess, o.f)
+			}
 			b.quarantineItem(ctx, c, it, byte(packet.UnspecifiedError), err)
 		default:
-			c.pushBack(it)
-			return 0, fmt.Errorf("publish: %w", err)
+			return 0, b.giveBack(ctx, sess, batch[i:], fmt.Errorf("publish: %w", err))
 		}
 	}
-	return 0, nil
+	return wait, nil
+}
+
+// outgoing is one message of a fill round.
+type outgoing struct {
+	c  *class
+	it spool.Item
+	p  *paho.Publish
+	f  *flight // reserved and recorded; nil otherwise
+}
+
+// giveBack returns the messages of a round that were not sent to their
+// classes, releases their reservations, and returns err.
+func (b *Bridge) giveBack(ctx context.Context, sess *session, rest []outgoing, err error) error {
+	for _, o := range rest {
+		o.c.pushBack(o.it)
+		if o.f != nil {
+			b.dropReserved(ctx, sess, o.f)
+		}
+	}
+	return err
+}
+
+// dropReserved takes back a recorded flight whose PUBLISH paho did not
+// store, and removes its record.
+func (b *Bridge) dropReserved(ctx context.Context, sess *session, f *flight) {
+	sess.unreserve(f)
+	b.forgetFlights(ctx, sess, []uint16{f.pid})
 }
 
 // next returns the next item to send: from the highest class that has one
@@ -418,27 +495,34 @@ func (b *Bridge) next(now time.Time) (*class, spool.Item, time.Duration) {
 			}
 			continue
 		}
-		if len(c.pending) == 0 && !c.exhausted {
-			items, err := c.q.Read(c.cursor, readBatch)
-			if err != nil {
-				b.log.Error("reading the spool failed", "queue", c.name, "err", err)
-				c.pausedUntil = now.Add(b.s.ReconnectMin)
-				if wait == 0 || b.s.ReconnectMin < wait {
-					wait = b.s.ReconnectMin
+	class:
+		for {
+			if len(c.pending) == 0 && !c.exhausted {
+				items, err := c.q.Read(c.cursor, readBatch)
+				if err != nil {
+					b.log.Error("reading the spool failed", "queue", c.name, "err", err)
+					c.pausedUntil = now.Add(b.s.ReconnectMin)
+					if wait == 0 || b.s.ReconnectMin < wait {
+						wait = b.s.ReconnectMin
+					}
+					break class
 				}
-				continue
+				if len(items) == 0 {
+					c.exhausted = true
+					break class
+				}
+				c.pending = items
+				c.cursor = items[len(items)-1].Seq
 			}
-			if len(items) == 0 {
-				c.exhausted = true
-				continue
+			if len(c.pending) == 0 {
+				break class
 			}
-			c.pending = items
-			c.cursor = items[len(items)-1].Seq
-		}
-		if len(c.pending) > 0 {
 			it := c.pending[0]
 			c.pending[0] = spool.Item{}
 			c.pending = c.pending[1:]
+			if c.skip[it.Seq] {
+				continue // in flight since the previous run
+			}
 			return c, it, 0
 		}
 	}
@@ -448,15 +532,34 @@ func (b *Bridge) next(now time.Time) (*class, spool.Item, time.Duration) {
 // handleResults takes the session's results: acknowledged messages are
 // acked in the spool, refused ones quarantined or retried later.
 func (b *Bridge) handleResults(ctx context.Context, sess *session, buf []result) []result {
+	if recd := sess.takeRecd(); len(recd) > 0 {
+		// PUBREC came: record the PUBREL state, then send the PUBREL.
+		err := b.persistFlights(ctx, recd, packets.PUBREL)
+		sess.recdDone(recd, err == nil)
+		if err != nil {
+			if b.retryEp.hit() {
+				b.log.Error("recording QoS 2 flights failed; their PUBREL waits", "err", err)
+			}
+			time.AfterFunc(b.s.ReconnectMin, sess.signal)
+		}
+	}
 	buf = sess.take(buf)
 	now := time.Now()
+	var forget []flightEnd
 	for _, r := range buf {
 		f := r.f
 		if f == nil {
 			continue
 		}
+		if f.recorded {
+			forget = append(forget, flightEnd{f.cls, f.pid})
+		}
 		c := f.cls
+		if c == nil {
+			continue // a flight of the previous run whose message is gone: released
+		}
 		c.inflight.Add(-1)
+		delete(c.skip, f.seq)
 		if r.kind == packets.PUBCOMP || r.code < 0x80 {
 			c.acks = append(c.acks, f.seq)
 			delete(c.attempts, f.seq)
@@ -489,6 +592,7 @@ func (b *Bridge) handleResults(ctx context.Context, sess *session, buf []result)
 		c.pushBack(it)
 		c.pausedUntil = now.Add(d)
 	}
+	var failed []*class
 	for _, c := range b.classes {
 		if len(c.acks) == 0 {
 			continue
@@ -496,10 +600,28 @@ func (b *Bridge) handleResults(ctx context.Context, sess *session, buf []result)
 		if err := c.q.Ack(c.acks...); err != nil {
 			// They stay in the spool and go again: a duplicate, not a loss.
 			b.log.Error("acking sent messages in the spool failed", "queue", c.name, "err", err)
+			failed = append(failed, c)
 		}
 		c.acks = c.acks[:0]
 	}
+	// After the acks: a record gone before its message would send the
+	// message again after a restart. Those of failed acks stay (their
+	// identifiers held): at the next start they release the identifier.
+	var pids []uint16
+	for _, e := range forget {
+		if e.c == nil || !slices.Contains(failed, e.c) {
+			pids = append(pids, e.pid)
+		}
+	}
+	b.forgetFlights(ctx, sess, pids)
 	return buf
+}
+
+// flightEnd is a recorded flight that ended, whose record goes after the
+// acks of its class.
+type flightEnd struct {
+	c   *class
+	pid uint16
 }
 
 // quarantineCode reports whether a PUBACK/PUBREC reason code refuses the

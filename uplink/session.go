@@ -20,9 +20,18 @@ type flight struct {
 	data  []byte // the spooled record, for the quarantine
 	pid   uint16
 	pkt   *packets.Publish
-	state byte   // packets.PUBLISH until PUBREC, then packets.PUBREL
+	state byte   // packets.PUBLISH until PUBREC, then packets.PUBREL (stateRecd between, when recorded)
 	order uint64 // send order, for the resend after a resumed session
+
+	// recorded: the flight is in the FlightStore (QoS 2 with a store);
+	// its PUBREL waits until the store has the new state.
+	recorded bool
 }
+
+// stateRecd is a recorded flight whose PUBREC came: its PUBREL goes once
+// the FlightStore has the state, so that a restart resends the PUBREL,
+// never the PUBLISH [MQTT-4.3.3-4].
+const stateRecd = 0xF0
 
 // result is the end of a flight: the PUBACK, the failed PUBREC or the
 // PUBCOMP, with its reason code.
@@ -72,6 +81,10 @@ type session struct {
 	retainOK    bool
 	maxPacket   uint32
 	debugLogger paholog.Logger
+
+	recd     []*flight       // recorded flights whose PUBREC came, for the drain loop to record
+	held     map[uint16]bool // identifiers of ended recorded flights until their record is gone
+	lostRecs []uint16        // records of flights a CONNACK without session dropped
 }
 
 func newSession() *session {
@@ -79,6 +92,7 @@ func newSession() *session {
 		out:     make(map[uint16]*flight),
 		reqs:    make(map[uint16]chan<- packets.ControlPacket),
 		inRec:   make(map[uint16]bool),
+		held:    make(map[uint16]bool),
 		unknown: true,
 		notify:  make(chan struct{}, 1),
 	}
@@ -130,7 +144,13 @@ func (s *session) ConAckReceived(conn io.Writer, cp *packets.Connect, ca *packet
 		// The cloud has no state: every flight is gone (the drain loop
 		// sends again from the spool), every identifier is free.
 		s.lost = len(s.out) > 0 || s.lost
+		for pid, f := range s.out {
+			if f.recorded {
+				s.lostRecs = append(s.lostRecs, pid)
+			}
+		}
 		clear(s.out)
+		s.recd = s.recd[:0]
 		clear(s.inRec)
 		s.unknown = false
 		return nil
@@ -143,6 +163,9 @@ func (s *session) ConAckReceived(conn io.Writer, cp *packets.Connect, ca *packet
 	slices.SortFunc(fs, func(a, b *flight) int { return int(int64(a.order - b.order)) })
 	for _, f := range fs {
 		var err error
+		if f.state == stateRecd {
+			continue // its PUBREL goes once recorded
+		}
 		if f.state == packets.PUBREL {
 			_, err = (&packets.Pubrel{PacketID: f.pid}).WriteTo(conn)
 		} else {
@@ -193,15 +216,17 @@ func (s *session) AddToSession(ctx context.Context, p pahosession.Packet, resp c
 			return errors.New("uplink: PUBLISH without flight")
 		}
 	}
-	pid := s.freePID()
-	if pid == 0 {
-		return pahosession.ErrPacketIdentifiersExhausted
-	}
-	if s.unknown && !s.isReleased(pid) {
-		if _, err := (&packets.Pubrel{PacketID: pid}).WriteTo(s.conn); err != nil {
-			return err
+	if f != nil && f.pid != 0 && s.out[f.pid] == f {
+		// Reserved (a recorded QoS 2 flight).
+		p.SetIdentifier(f.pid)
+		if pkt, ok := p.(*packets.Publish); ok {
+			f.pkt = pkt
 		}
-		s.released[pid/64] |= 1 << (pid % 64)
+		return nil
+	}
+	pid, err := s.allocPID()
+	if err != nil {
+		return err
 	}
 	p.SetIdentifier(pid)
 	if f == nil {
@@ -220,20 +245,118 @@ func (s *session) AddToSession(ctx context.Context, p pahosession.Packet, resp c
 
 func (s *session) isReleased(pid uint16) bool { return s.released[pid/64]&(1<<(pid%64)) != 0 }
 
+// allocPID returns the lowest free identifier; while the cloud may hold
+// identifiers of an earlier process it first releases it with a PUBREL.
+// s.mu is held and the session is connected.
+func (s *session) allocPID() (uint16, error) {
+	pid := s.freePID()
+	if pid == 0 {
+		return 0, pahosession.ErrPacketIdentifiersExhausted
+	}
+	if s.unknown && !s.isReleased(pid) {
+		if _, err := (&packets.Pubrel{PacketID: pid}).WriteTo(s.conn); err != nil {
+			return 0, err
+		}
+		s.released[pid/64] |= 1 << (pid % 64)
+	}
+	return pid, nil
+}
+
 // freePID returns the lowest free identifier, or 0.
 func (s *session) freePID() uint16 {
 	for pid := 1; pid <= 65535; pid++ {
 		id := uint16(pid)
-		if s.out[id] == nil && s.reqs[id] == nil {
+		if s.out[id] == nil && s.reqs[id] == nil && !s.held[id] {
 			return id
 		}
 	}
 	return 0
 }
 
+// reserve gives a recorded QoS 2 flight its packet identifier before its
+// record is written and its PUBLISH sent.
+func (s *session) reserve(f *flight) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return pahosession.ErrNoConnection
+	}
+	pid, err := s.allocPID()
+	if err != nil {
+		return err
+	}
+	s.order++
+	f.pid, f.state, f.order, f.recorded = pid, packets.PUBLISH, s.order, true
+	s.out[pid] = f
+	return nil
+}
+
+// unreserve takes back a reservation whose PUBLISH was not stored by paho;
+// the identifier stays held until its record is gone.
+func (s *session) unreserve(f *flight) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.out[f.pid] == f {
+		delete(s.out, f.pid)
+		s.held[f.pid] = true
+	}
+}
+
+// unhold frees identifiers whose records are gone.
+func (s *session) unhold(pids []uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, pid := range pids {
+		delete(s.held, pid)
+	}
+}
+
+// takeRecd returns the recorded flights whose PUBREC came.
+func (s *session) takeRecd() []*flight {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := slices.Clone(s.recd)
+	s.recd = s.recd[:0]
+	return r
+}
+
+// recdDone sends the PUBREL of flights whose PUBREL state is recorded, or
+// puts them back for another try when recording failed.
+func (s *session) recdDone(fs []*flight, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range fs {
+		if s.out[f.pid] != f || f.state != stateRecd {
+			continue
+		}
+		if !ok {
+			s.recd = append(s.recd, f)
+			continue
+		}
+		f.state = packets.PUBREL
+		_ = s.write(&packets.Pubrel{PacketID: f.pid})
+	}
+}
+
+// takeLostRecs returns the records of flights that a CONNACK without
+// session dropped, and holds their identifiers until they are gone.
+func (s *session) takeLostRecs() []uint16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := slices.Clone(s.lostRecs)
+	s.lostRecs = s.lostRecs[:0]
+	for _, pid := range r {
+		s.held[pid] = true
+	}
+	return r
+}
+
 func (s *session) end(pid uint16, kind, code byte) {
 	f := s.out[pid]
 	delete(s.out, pid)
+	if f != nil && f.recorded {
+		s.held[pid] = true // until the drain loop removed the record
+	}
 	s.results = append(s.results, result{f: f, kind: kind, code: code})
 	s.signal()
 }
@@ -256,6 +379,12 @@ func (s *session) PacketReceived(cp *packets.ControlPacket, pubs chan<- *packets
 			return s.write(&packets.Pubrel{PacketID: p.PacketID, ReasonCode: 0x92})
 		case p.ReasonCode >= 0x80:
 			s.end(p.PacketID, packets.PUBREC, p.ReasonCode)
+		case f.recorded && f.state == packets.PUBLISH:
+			f.state = stateRecd
+			s.recd = append(s.recd, f)
+			s.signal()
+		case f.state == stateRecd:
+			// Being recorded; its PUBREL follows.
 		default:
 			f.state = packets.PUBREL
 			return s.write(&packets.Pubrel{PacketID: p.PacketID})

@@ -1,0 +1,144 @@
+package blackbox
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// QoS 2 exactly once across restarts of outpost: messages published at
+// QoS 2 drain to mosquitto (a persistent cloud session with a session
+// expiry) over a QoS 2 out-rule, paced so that outpost is killed with
+// SIGKILL twice in the middle of the flow. outpost records each QoS 2
+// flight (packet identifier, PUBLISH sent or PUBREC received) before the
+// packet goes out, and a restarted outpost resumes the flights with their
+// packet identifiers over the resumed cloud session: a subscriber at the
+// cloud, connected all along at QoS 2, gets every message exactly once.
+func TestQoS2ExactlyOnceAcrossKill9(t *testing.T) {
+	const n = 1500
+	pubBin := peer(t, "mosquitto_pub")
+	subBin := peer(t, "mosquitto_sub")
+	c := newSFCloud(t)
+	c.start()
+	t.Cleanup(c.stop)
+
+	// The cloud subscriber: a persistent 5.0 session at QoS 2, printing
+	// each payload on a line of its own (flushed per message).
+	sub := startProc(t, subBin, "-h", "127.0.0.1", "-p", strconv.Itoa(c.port), "-V", "mqttv5",
+		"-i", "q2-sub", "-c", "-x", "3600", "-q", "2", "-t", "site7/#", "-F", "%p")
+	c.p.waitLine(10*time.Second, "as q2-sub")
+	var mu sync.Mutex
+	counts := map[int]int{}
+	distinct := 0
+	go func() {
+		for l := range sub.lines {
+			x, err := strconv.Atoi(strings.TrimSpace(l))
+			if err != nil || strings.HasPrefix(l, "Client ") {
+				continue
+			}
+			mu.Lock()
+			if counts[x] == 0 {
+				distinct++
+			}
+			counts[x]++
+			mu.Unlock()
+		}
+	}()
+	got := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return distinct
+	}
+
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg := fmt.Sprintf(`
+[[uplink]]
+name = "site7"
+url = "mqtt://127.0.0.1:%d"
+client_id = "outpost-q2"
+session_expiry = "1h"
+reconnect_min = "50ms"
+reconnect_max = "200ms"
+rate_limit = 400
+rate_burst = 20
+
+[[uplink.rule]]
+direction = "out"
+local = "sensors/#"
+remote = "site7/sensors/#"
+max_qos = 2
+`, c.port)
+	o := runOutpost(t, dir, addr, cfg)
+
+	var lines strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&lines, "%08d\n", i)
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	pub := startProcStdin(t, strings.NewReader(lines.String()), pubBin, "-h", host, "-p", port,
+		"-i", "q2-pub", "-q", "2", "-t", sfTopic, "-l")
+	select {
+	case <-pub.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("mosquitto_pub did not finish")
+	}
+	if code := pub.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("mosquitto_pub exited %d: %s", code, pub.output())
+	}
+
+	// Kill twice while the flow runs, each time after some more arrived.
+	for _, at := range []int{n / 4, n / 2} {
+		deadline := time.Now().Add(60 * time.Second)
+		for got() < at {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d of %d at the cloud after 60s", got(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		o.kill9()
+		if got() >= n {
+			t.Fatalf("the drain was over before the kill")
+		}
+		t.Logf("killed with %d of %d at the cloud", got(), n)
+		o = runOutpost(t, dir, addr, cfg)
+	}
+
+	deadline := time.Now().Add(2 * time.Minute)
+	for got() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d at the cloud after the restarts", got(), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Anything still in flight would come now: give it a moment.
+	quiet := time.Now().Add(time.Second)
+	for time.Now().Before(quiet) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	var dups []string
+	for x, k := range counts {
+		if k > 1 {
+			dups = append(dups, fmt.Sprintf("%d×%d", x, k))
+		}
+		if x < 1 || x > n {
+			t.Errorf("unexpected message %d", x)
+		}
+	}
+	mu.Unlock()
+	if len(dups) > 0 {
+		t.Fatalf("messages that arrived more than once: %v", dups)
+	}
+	if !strings.Contains(o.logs.String(), "resuming QoS 2 flights") {
+		t.Log("the last restart found no QoS 2 flight in progress")
+	}
+	o.signal(syscall.SIGTERM)
+	if code := o.waitExit(10 * time.Second); code != 0 {
+		t.Errorf("outpost exited %d after SIGTERM; want 0", code)
+	}
+}
