@@ -67,6 +67,7 @@ type QueueStats struct {
 	Depth  int64     // messages stored
 	Bytes  int64     // sum of their payload sizes
 	Oldest time.Time // append time of the first message; zero when empty
+	Newest time.Time // append time of the last message; zero when empty
 	First  uint64    // sequence number of the first message; 0 when empty
 	Last   uint64    // sequence number of the last message; 0 when empty
 	Next   uint64    // sequence number the next message gets
@@ -309,6 +310,11 @@ func describe(txn *badger.Txn, prefix []byte, m qmeta, st *QueueStats) error {
 	rit.Seek(itemKey(prefix, math.MaxUint64))
 	if rit.Valid() {
 		st.Last = seqOf(rit.Item().Key())
+		return rit.Item().Value(func(v []byte) error {
+			ns, _, err := decodeItem(v)
+			st.Newest = time.Unix(0, ns)
+			return err
+		})
 	}
 	return nil
 }

@@ -1087,3 +1087,67 @@ func TestAcksAreNotSynced(t *testing.T) {
 		t.Fatalf("after the unsynced ack: %v", got)
 	}
 }
+
+// TestDropQueue drops a queue with its messages (more than one
+// transaction's worth) and a KV namespace, leaving the others alone; a
+// dropped queue comes back empty, with sequence numbers from 1, after a
+// restart too.
+func TestDropQueue(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Dir: dir, MemTableBytes: 1 << 20}
+	s := open(t, opts)
+	gone := mustQueue(t, s.Store, "gone", Limits{})
+	kept := mustQueue(t, s.Store, "kept", Limits{})
+	for range 10 {
+		batch := make([][]byte, 500)
+		for j := range batch {
+			batch[j] = []byte("message")
+		}
+		mustAppend(t, gone, batch...)
+	}
+	mustAppend(t, kept, []byte("k"))
+	kv, _ := s.KV("ns")
+	other, _ := s.KV("other")
+	ctx := context.Background()
+	for _, k := range []*KV{kv, other} {
+		if err := k.Set(ctx, "a", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := gone.Stats(); st.Newest.IsZero() || st.Newest.Before(st.Oldest) {
+		t.Fatalf("Newest %v, Oldest %v", st.Newest, st.Oldest)
+	}
+	n, err := s.DropQueue(ctx, "gone")
+	if err != nil || n != 5000 {
+		t.Fatalf("DropQueue = %d, %v; want 5000", n, err)
+	}
+	if err := s.DropKV(ctx, "ns"); err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		if slices.Contains(s.QueueNames(), "gone") {
+			t.Fatalf("queues after the drop: %v", s.QueueNames())
+		}
+		if _, ok, _ := kv.Get("a"); ok {
+			t.Fatal("the dropped namespace still has its key")
+		}
+		if _, ok, _ := other.Get("a"); !ok {
+			t.Fatal("the other namespace lost its key")
+		}
+		if got := seqsOf(mustRead(t, kept, 0, 10)); !slices.Equal(got, []uint64{1}) {
+			t.Fatalf("kept queue: %v", got)
+		}
+	}
+	check()
+	s.stop()
+	s = open(t, opts)
+	kept = mustQueue(t, s.Store, "kept", Limits{})
+	kv, _ = s.KV("ns")
+	other, _ = s.KV("other")
+	check()
+	q := mustQueue(t, s.Store, "gone", Limits{})
+	if seqs := mustAppend(t, q, []byte("new")); !slices.Equal(seqs, []uint64{1}) {
+		t.Fatalf("a dropped queue's new message got %v", seqs)
+	}
+}

@@ -264,6 +264,39 @@ func firstSeq(db *badger.DB, prefix []byte, from uint64) (seq uint64, ok bool, e
 	return seq, ok, err
 }
 
+// DropQueue deletes the queue called name with every message in it, and
+// returns how many messages went. A Queue of that name obtained before is
+// left empty and unusable: get it again with Queue. Dropping a queue that
+// does not exist is no error.
+func (s *Store) DropQueue(ctx context.Context, name string) (int64, error) {
+	if err := checkName("queue", name); err != nil {
+		return 0, err
+	}
+	if !s.isOpen() {
+		return 0, ErrClosed
+	}
+	s.mu.Lock()
+	q := s.queues[name]
+	if q == nil {
+		q = &Queue{s: s, name: name, prefix: queuePrefix(name), mkey: metaKey(name), notify: make(chan struct{}, 1)}
+		q.lim.Store(&Limits{})
+	}
+	s.mu.Unlock()
+	r := &request{op: opDrop, q: q, key: q.prefix}
+	if err := s.do(ctx, r); err != nil {
+		return 0, err
+	}
+	return int64(r.seqs[0]), nil
+}
+
+// DropKV deletes every key of a KV namespace.
+func (s *Store) DropKV(ctx context.Context, namespace string) error {
+	if err := checkName("KV namespace", namespace); err != nil {
+		return err
+	}
+	return s.do(ctx, &request{op: opDrop, key: kvPrefix(namespace)})
+}
+
 // Stats returns store-wide counters.
 func (s *Store) Stats() Stats {
 	st := Stats{Commits: s.commits.Load(), Syncs: s.syncs.Load(), NoSpace: s.noSpace.Load()}

@@ -33,6 +33,7 @@ const (
 	opDelete
 	opForget // a delete that needs no sync
 	opSetMany
+	opDrop // every key under key (a queue's items, or a KV namespace), and the queue
 )
 
 type request struct {
@@ -539,6 +540,8 @@ func (w *txnWriter) apply(r *request) error {
 		}
 		w.durable = true
 		w.involve(r)
+	case opDrop:
+		return w.drop(r)
 	case opDelete, opForget:
 		if err := w.reserve(1, w.entryCost(len(r.key), 0)); err != nil {
 			return err
@@ -688,6 +691,65 @@ func (w *txnWriter) ack(r *request) error {
 			qw.m.head = items[0].seq
 		}
 	}
+	return nil
+}
+
+// drop deletes every key under r.key, in as many transactions as it takes,
+// and with r.q the queue's meta record; r.seqs[0] returns how many keys
+// went.
+func (w *txnWriter) drop(r *request) error {
+	var n uint64
+	for {
+		var keys [][]byte
+		err := w.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: r.key})
+			defer it.Close()
+			for it.Rewind(); it.Valid() && len(keys) < 4096; it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("spool: drop: %w", err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		for _, k := range keys {
+			if err := w.reserve(1, w.entryCost(len(k), 0)); err != nil {
+				return err
+			}
+			if err := w.delete(k); err != nil {
+				return err
+			}
+		}
+		w.durable = true
+		w.involve(r)
+		if err := w.commit(); err != nil {
+			return err
+		}
+		n += uint64(len(keys))
+	}
+	if q := r.q; q != nil {
+		w.begin()
+		if err := w.delete(q.mkey); err != nil {
+			return err
+		}
+		w.durable = true
+		w.involve(r)
+		if err := w.commit(); err != nil {
+			return err
+		}
+		s := w.s
+		s.mu.Lock()
+		delete(s.queues, q.name)
+		delete(s.metas, q.name)
+		s.mu.Unlock()
+		q.mu.Lock()
+		q.st = newMeta()
+		q.mu.Unlock()
+	}
+	r.seqs = []uint64{n}
 	return nil
 }
 
