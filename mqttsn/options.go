@@ -178,9 +178,11 @@ type Options struct {
 	// address without a session: SEARCHGW, QoS -1 PUBLISH, and those the
 	// gateway answers with DISCONNECT or PUBCOMP (§6.12). A token bucket of
 	// UnconnectedBurst per address, in a table of at most
-	// UnconnectedSources addresses (the least recently seen makes room);
-	// what is over the limit is dropped unanswered and counted in
-	// Stats.RateLimited. 0 means 10 per second, a burst of 20 and 4096
+	// UnconnectedSources addresses (the least recently seen makes room
+	// once its bucket has refilled; until then a new address is refused,
+	// so that a flood from spoofed addresses gets no more than that many
+	// addresses at the rate); what is over the limit is dropped unanswered
+	// and counted in Stats.RateLimited. 0 means 10 per second, a burst of 20 and 4096
 	// addresses; a negative rate means no limit.
 	UnconnectedRate    float64
 	UnconnectedBurst   int

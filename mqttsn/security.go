@@ -271,9 +271,14 @@ func (u *usernames) of(id string) string {
 
 // rateLimiter is a token bucket per source address for traffic that no
 // session accounts for (SEARCHGW, QoS -1 PUBLISH, answers to addresses
-// without a session). The table holds at most max addresses; the least
-// recently seen one makes room, so spoofed sources cannot grow memory (an
-// evicted address starts again with a full bucket).
+// without a session). The table holds at most max addresses, so spoofed
+// sources cannot grow memory. When it is full, the least recently seen
+// address makes room for a new one only once its bucket has refilled: an
+// evicted address would start again with a full bucket, so evicting one
+// that had spent tokens would let a flood from ever new (spoofed) addresses
+// through unlimited. Such a flood gets at most what max addresses at the
+// rate get; a new address finds the table full until then and is refused.
+// Each call is O(1).
 type rateLimiter struct {
 	rate  float64 // tokens per second
 	burst float64
@@ -316,8 +321,12 @@ func (r *rateLimiter) allow(key string, now time.Time) bool {
 	} else {
 		if len(r.byKey) >= r.max {
 			old := r.lru.Back()
+			ob := old.Value.(*bucket)
+			if ob.tokens+now.Sub(ob.last).Seconds()*r.rate < r.burst {
+				return false // the table is full of addresses seen lately
+			}
 			r.lru.Remove(old)
-			delete(r.byKey, old.Value.(*bucket).key)
+			delete(r.byKey, ob.key)
 		}
 		b = &bucket{key: key, tokens: r.burst, last: now}
 		r.byKey[key] = r.lru.PushFront(b)

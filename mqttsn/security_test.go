@@ -119,6 +119,44 @@ func TestRateLimiter(t *testing.T) {
 	}
 }
 
+// A flood from ever new (spoofed) addresses gets no more through than the
+// table's addresses get at the rate: once the table is full of addresses
+// seen lately, a new address is refused rather than handed a full bucket
+// by evicting one, and an address that keeps sending keeps its bucket.
+// When the old entries have refilled, new addresses take their places.
+func TestRateLimiterSpoofedFlood(t *testing.T) {
+	const rate, burst, max = 1.0, 3, 100
+	r := newRateLimiter(rate, burst, max)
+	t0 := time.Unix(1000, 0)
+	for range burst {
+		r.allow("steady", t0)
+	}
+	allowed := 0
+	for i := range 10000 {
+		if r.allow("spoofed-"+strconv.Itoa(i), t0) {
+			allowed++
+		}
+	}
+	if allowed != max-1 {
+		t.Fatalf("%d of 10000 datagrams from new addresses allowed at once, want %d (the table's room)", allowed, max-1)
+	}
+	if r.allow("steady", t0) {
+		t.Fatal("the flood gave an address that had spent its burst a new bucket")
+	}
+	if n := r.len(); n != max {
+		t.Fatalf("table holds %d addresses, want %d", n, max)
+	}
+	// Half a token back in every bucket: still no room (a bucket is full
+	// only at its burst; each flooding address spent one token).
+	if r.allow("late", t0.Add(time.Second/2)) {
+		t.Fatal("a new address evicted one whose bucket had not refilled")
+	}
+	// Every bucket full again: the oldest makes room.
+	if !r.allow("later", t0.Add(time.Second)) {
+		t.Fatal("a new address refused once the table's buckets had refilled")
+	}
+}
+
 // A transport's ClientId allowlist: a listed id or a matching pattern
 // connects; another id gets CONNACK "rejected: not supported", counted.
 func TestAllowClientIDs(t *testing.T) {
