@@ -43,6 +43,7 @@ func TestDiffConfig(t *testing.T) {
 		"listener[0].allow_anonymous": true, "listener[0].address": false, "listener": false,
 		"uplink[0].rule": true, "uplink[1].rule[3].max_qos": true, "uplink[0].url": false, "uplink[0].rulex": false,
 		"mqttsn.acl_file": true, "mqttsn.usernames": true, "mqttsn.predefined": false, "spool.sync": false,
+		"http.password_file": true, "http.address": false, "http.cert_file": false,
 	} {
 		if got := reloadable(key); got != want {
 			t.Errorf("reloadable(%q) = %v, want %v", key, got, want)
