@@ -480,6 +480,7 @@ func (c *client) refuse(rc packet.ReturnCode, why string) {
 func (c *client) finishConnect(now time.Time) {
 	req := c.pending
 	c.pending, c.hs = nil, nil
+	prevWill := c.will
 	switch {
 	case req.askWill:
 		c.will = req.will
@@ -539,11 +540,21 @@ func (c *client) finishConnect(now time.Time) {
 		c.g.attached.Add(1)
 	}
 	c.clean, c.persist = req.clean, !req.clean
-	if req.clean && c.stored {
-		c.g.unstore(c.bid)
+	if req.clean && c.stored && c.g.unstore(c.bid) == nil {
+		// A failed delete (logged) is tried again when the client goes.
 		c.stored = false
 	}
-	_ = c.save() // logged; the session works on from memory
+	if err := c.save(); err != nil && req.askWill {
+		// The will data just given cannot be kept across a restart
+		// (MQTT-SN 1.2 §6.3: the gateway stores them): refused with
+		// congestion, as a REGISTER that cannot be stored is, and the
+		// session stays as it was. Without new will data the session
+		// works on from memory (the failure is counted and logged).
+		c.will = prevWill
+		c.detach(false)
+		c.refuse(packet.RejectedCongestion, "session store: "+err.Error())
+		return
+	}
 	c.keepAlive = req.keepAlive
 	c.setState(stActive)
 	_ = c.send(&packet.Connack{ReturnCode: packet.Accepted})
@@ -853,6 +864,7 @@ func (c *client) onWake(p peer, now time.Time) {
 }
 
 func (c *client) onWillTopicUpd(m *packet.WillTopicUpd) {
+	prev := c.will
 	if len(m.WillTopic) == 0 {
 		c.will = nil // deletes the will topic and message (§6.4)
 	} else {
@@ -867,40 +879,48 @@ func (c *client) onWillTopicUpd(m *packet.WillTopicUpd) {
 		}
 		c.will = w
 	}
-	rc := c.updateWill()
-	if rc == packet.Accepted {
-		_ = c.save()
-	}
-	_ = c.send(&packet.WillTopicResp{ReturnCode: rc})
+	_ = c.send(&packet.WillTopicResp{ReturnCode: c.commitWill(prev)})
 }
 
 func (c *client) onWillMsgUpd(m *packet.WillMsgUpd) {
+	prev := c.will
 	w := &willData{}
 	if c.will != nil {
 		*w = *c.will
 	}
 	w.msg = append([]byte(nil), m.WillMsg...)
 	c.will = w
-	rc := c.updateWill()
-	if rc == packet.Accepted {
-		_ = c.save()
-	}
-	_ = c.send(&packet.WillMsgResp{ReturnCode: rc})
+	_ = c.send(&packet.WillMsgResp{ReturnCode: c.commitWill(prev)})
 }
 
-func (c *client) updateWill() packet.ReturnCode {
+// commitWill gives the broker the will c.will that a WILLTOPICUPD or
+// WILLMSGUPD made, and stores it (MQTT-SN 1.2 §6.4), and returns the
+// answer. A refused update leaves the will before it, prev, in force, at
+// the broker and in the stored session: a will the broker refuses
+// (0x03), and one the store cannot keep (0x01 congestion: the update was
+// not kept, as a REGISTER that cannot be stored is not).
+func (c *client) commitWill(prev *willData) packet.ReturnCode {
 	err := c.bc.SetWill(c.brokerWill())
-	switch {
-	case err == nil:
-		return packet.Accepted
-	case errors.Is(err, localbroker.ErrClosed):
-		c.brokerGone()
+	if err != nil {
+		topic := c.willTopic()
+		c.will = prev
+		if errors.Is(err, localbroker.ErrClosed) {
+			c.brokerGone()
+			return packet.RejectedCongestion
+		}
+		if pe := (*bpacket.Error)(nil); errors.As(err, &pe) && pe.Code == bpacket.NotAuthorized {
+			c.notAuthorized("will", topic)
+		}
+		return packet.RejectedNotSupported
+	}
+	if c.save() != nil { // counted and logged
+		c.will = prev
+		if err := c.bc.SetWill(c.brokerWill()); err != nil && !errors.Is(err, localbroker.ErrClosed) {
+			c.logger().Warn("the will before a refused update not restored at the broker", "err", err)
+		}
 		return packet.RejectedCongestion
 	}
-	if pe := (*bpacket.Error)(nil); errors.As(err, &pe) && pe.Code == bpacket.NotAuthorized {
-		c.notAuthorized("will", c.willTopic())
-	}
-	return packet.RejectedNotSupported
+	return packet.Accepted
 }
 
 // --- outbound -------------------------------------------------------------
@@ -1259,6 +1279,9 @@ func (c *client) remove() {
 	if c.persist {
 		saved = c.savedSession()
 		g.storeSaved(c.bid, saved) // before the lock: it waits for the disk
+	} else if c.stored && g.unstore(c.bid) == nil {
+		// A CleanSession=true CONNECT could not delete the record.
+		c.stored = false
 	}
 	var evicted string
 	g.mu.Lock()
@@ -1283,7 +1306,7 @@ func (c *client) remove() {
 	g.mu.Unlock()
 	g.timers.set(c, time.Time{})
 	if evicted != "" {
-		g.unstore(evicted)
+		_ = g.unstore(evicted) // counted and logged
 	}
 	for _, it := range left {
 		if it.m != nil { // not a notice (superseded, reauth)

@@ -856,7 +856,7 @@ func (g *Gateway) sweepSaved(now time.Time) {
 	}
 	g.mu.Unlock()
 	for _, id := range gone {
-		g.unstore(id)
+		_ = g.unstore(id) // counted and logged
 	}
 }
 

@@ -211,17 +211,19 @@ func (c *client) save() error {
 	return nil
 }
 
-// unstore deletes the record of bid.
-func (g *Gateway) unstore(bid string) {
+// unstore deletes the record of bid; a failure is counted and logged.
+func (g *Gateway) unstore(bid string) error {
 	if g.store == nil {
-		return
+		return nil
 	}
 	ctx, cancel := g.storeCtx()
 	defer cancel()
 	if err := g.store.Delete(ctx, storePrefix+bid); err != nil {
 		g.st.storeErrors.Add(1)
 		g.warnLimited("store", "session store delete failed", "client_id", bid, "err", err)
+		return err
 	}
+	return nil
 }
 
 // storeSaved writes the record of a client gone away with its expiry.
@@ -275,7 +277,7 @@ func (g *Gateway) load() error {
 		return fmt.Errorf("mqttsn: load stored sessions: %w", err)
 	}
 	for _, bid := range gone {
-		g.unstore(bid)
+		_ = g.unstore(bid) // counted and logged; tried again at the next start
 	}
 	if loaded > 0 {
 		g.log.Info("stored sessions loaded", "sessions", loaded)
