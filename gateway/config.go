@@ -61,6 +61,7 @@ type SpoolConfig struct {
 	GCInterval       Duration `toml:"gc_interval"`         // value-log GC period; 0 turns GC off
 	ExpireInterval   Duration `toml:"expire_interval"`     // period of dropping expired messages
 	TrimInterval     Duration `toml:"trim_interval"`       // period of paging out mapped files; 0 turns it off
+	OrphanKeep       Duration `toml:"orphan_keep"`         // queues of removed uplinks are dropped at start after this; 0 keeps them
 }
 
 // BrokerConfig holds the broker's limits; each key maps to the
@@ -155,6 +156,7 @@ func defaultSpool() SpoolConfig {
 		GCInterval:       Duration(spool.DefaultGCInterval),
 		ExpireInterval:   Duration(spool.DefaultExpireInterval),
 		TrimInterval:     Duration(spool.DefaultTrimInterval),
+		OrphanKeep:       Duration(DefaultOrphanKeep),
 	}
 }
 
@@ -383,6 +385,9 @@ func (s SpoolConfig) validate(p *problems) {
 	}
 	if s.GCInterval < 0 {
 		p.add("spool.gc_interval", "must not be negative (%s)", s.GCInterval)
+	}
+	if s.OrphanKeep < 0 {
+		p.add("spool.orphan_keep", "must not be negative, not %s", s.OrphanKeep)
 	}
 	if s.ExpireInterval <= 0 {
 		p.add("spool.expire_interval", "must be more than 0s, not %s", s.ExpireInterval)

@@ -46,9 +46,10 @@ type Gateway struct {
 	brokerKV   *spool.KV
 	mqttsn     *mqttsn.Gateway // nil when [mqttsn] enabled = false
 	links      []*serialbus.Link
-	http       *httpServer // nil when [http] address is ""
-	stopping   atomic.Bool // set when the components start to stop
-	rl         reloadState // what Reload works with
+	http       *httpServer   // nil when [http] address is ""
+	stopping   atomic.Bool   // set when the components start to stop
+	rl         reloadState   // what Reload works with
+	orphanKeep time.Duration // [spool] orphan_keep (see orphans.go)
 }
 
 // SetVersion records the build version reported by components ($SYS/broker/version).
@@ -157,6 +158,7 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 	}
 
 	g := newGateway(logger, comps)
+	g.orphanKeep = time.Duration(cfg.Spool.OrphanKeep)
 	if g.rl.cfg, err = cloneConfig(cfg); err != nil {
 		return nil, err
 	}
@@ -279,6 +281,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			return errors.Join(err, g.stop(started))
 		}
 	}
+	g.checkOrphanQueues(ctx, g.orphanKeep)
 	close(g.ready)
 	g.log.Info("gateway ready", "components", len(started))
 

@@ -88,6 +88,7 @@ func InspectSpool(ctx context.Context, cfg *Config, opts InspectOptions) (*Spool
 			continue
 		}
 		q := newQueueStatus(name, qs)
+		q.Orphan = classesOf(cfg).orphan(name)
 		if q.Quarantine && opts.Samples > 0 && q.Depth > 0 {
 			items, err := sn.Read(name, 0, opts.Samples)
 			if err != nil {

@@ -62,6 +62,9 @@ type QueueStatus struct {
 	Uplink     string
 	Priority   int
 	Quarantine bool
+	// Orphan: the queue's uplink, or its priority class, is no longer
+	// configured, so its messages do not drain (see [spool] orphan_keep).
+	Orphan bool `json:",omitempty"`
 	spool.QueueStats
 	// Quarantined lists the first messages of a quarantine queue (at most
 	// StatusSamples in the status file), without their payloads.
@@ -110,12 +113,15 @@ func (g *Gateway) Status() Status {
 	st.Spool.Dir = g.spoolDir
 	if g.store != nil {
 		st.Spool.Stats = g.store.Stats()
+		classes := g.uplinkClasses()
 		for _, name := range g.store.QueueNames() {
 			qs, ok := g.store.QueueStats(name)
 			if !ok {
 				continue
 			}
-			st.Spool.Queues = append(st.Spool.Queues, newQueueStatus(name, qs))
+			q := newQueueStatus(name, qs)
+			q.Orphan = classes.orphan(name)
+			st.Spool.Queues = append(st.Spool.Queues, q)
 		}
 	}
 	if g.mqttsn != nil {

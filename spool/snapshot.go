@@ -194,6 +194,18 @@ func (sn *Snapshot) Stats() Stats {
 // Close closes the snapshot.
 func (sn *Snapshot) Close() error { return closeDB(sn.db) }
 
+// CheckStore reports ErrNoStore when dir holds no store, and ErrLocked
+// while a Store runs on it.
+func CheckStore(dir string) error {
+	if err := checkStoreDir(dir); err != nil {
+		return err
+	}
+	if locked, err := dirLocked(dir); err == nil && locked {
+		return fmt.Errorf("%w: %s", ErrLocked, dir)
+	}
+	return nil
+}
+
 // Recover opens the store in opts.Dir as Run does, which makes badger
 // replay what a crash left in its logs, and closes it cleanly again, so
 // that OpenSnapshot can read it. It writes to the folder what the next Run

@@ -78,7 +78,7 @@ func TestSnapshotOfAStoppedStore(t *testing.T) {
 		t.Fatalf("QueueNames = %v", got)
 	}
 	st, ok, err := sn.QueueStats("a")
-	want := QueueStats{Depth: 3, Bytes: 2000 + 40 + 50, Oldest: clock.Now().Add(-time.Minute), First: 2, Last: 5, Next: 6}
+	want := QueueStats{Depth: 3, Bytes: 2000 + 40 + 50, Oldest: clock.Now().Add(-time.Minute), Newest: clock.Now(), First: 2, Last: 5, Next: 6}
 	if err != nil || !ok || st != want {
 		t.Fatalf("QueueStats(a) = %+v, %v, %v; want %+v", st, ok, err, want)
 	}

@@ -126,7 +126,14 @@ func (s *Store) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(s.opts.Dir, 0o750); err != nil {
 		return fmt.Errorf("spool: create data directory: %w", err)
 	}
-	db, err := badger.Open(s.opts.badgerOptions(s.log))
+	bo := s.opts.badgerOptions(s.log)
+	// badger sizes a memtable's write-ahead log at twice the memtable: logs
+	// written with larger memtables (an older default, another setting)
+	// are replayed with their size.
+	if wal := largestWAL(s.opts.Dir); wal/2 > bo.MemTableSize {
+		bo.MemTableSize = wal / 2
+	}
+	db, err := badger.Open(bo)
 	if err != nil {
 		return fmt.Errorf("spool: open badger in %s: %w", s.opts.Dir, err)
 	}

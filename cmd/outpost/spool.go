@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 )
 
 const spoolHelp = `Usage: outpost spool [-c FILE | -data DIR] [-v] [-n N] [-recover]
+       outpost spool drop [-c FILE | -data DIR] QUEUE...
 
 Shows the spool in the gateway's data directory: for each queue its depth,
 bytes, the age of its oldest message and its range of sequence numbers, and
@@ -35,13 +37,95 @@ written. A spool that was not closed cleanly (the gateway was killed, or
 the power failed) must be replayed first, as the gateway does when it
 starts: -recover does that, writing to the spool what that start would.
 
+Queues of an uplink, or of an out-rule priority, that the config no longer
+has are marked "orphan": they do not drain. The gateway keeps them for
+[spool] orphan_keep after their newest message (7 days by default), so that
+putting the uplink back drains them. "outpost spool drop QUEUE..." drops
+queues with their messages at once, on a stopped gateway.
+
 Exit status: 0 on success, 1 when the spool cannot be read, 2 on a usage or
 config error.
 
 Flags:
 `
 
+const spoolDropHelp = `Usage: outpost spool drop [-c FILE | -data DIR] QUEUE...
+
+Drops the named spool queues with every message in them, for good: the
+queues of an uplink or out-rule priority that was removed from the config
+(shown as "orphan" by "outpost spool"). The gateway must be stopped. It
+prints how many messages each queue held.
+
+Exit status: 0 when every queue was dropped, 1 when the spool cannot be
+opened or a queue does not exist, 2 on a usage or config error.
+
+Flags:
+`
+
+// cmdSpoolDrop is "outpost spool drop".
+func cmdSpoolDrop(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("spool drop", spoolDropHelp, stderr)
+	file := fs.String("c", "", "config `FILE` (TOML) whose data_dir holds the spool")
+	dataDir := fs.String("data", "", "data directory `DIR` (instead of the config's data_dir)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	names := fs.Args()
+	if len(names) == 0 {
+		fmt.Fprintln(stderr, "outpost spool drop: name at least one queue (\"outpost spool\" lists them)")
+		return exitUsage
+	}
+	cfg, code := spoolConfig(*file, *dataDir, stderr)
+	if cfg == nil {
+		return code
+	}
+	counts, err := gateway.DropSpoolQueues(context.Background(), cfg, names, nil)
+	for i, n := range counts {
+		fmt.Fprintf(stdout, "dropped %s: %d messages\n", names[i], n)
+	}
+	switch {
+	case errors.Is(err, gateway.ErrNoSpool):
+		fmt.Fprintf(stderr, "outpost spool drop: no spool in %s\n", cfg.SpoolDir())
+		return exitFailure
+	case errors.Is(err, gateway.ErrSpoolLocked):
+		fmt.Fprintf(stderr, "outpost spool drop: a running gateway holds the spool in %s; stop it first\n", cfg.SpoolDir())
+		return exitFailure
+	case err != nil:
+		fmt.Fprintf(stderr, "outpost spool drop: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// spoolConfig returns the config of FILE (or the defaults) with data_dir
+// replaced by dataDir when it is not "", or nil and an exit code.
+func spoolConfig(file, dataDir string, stderr io.Writer) (*gateway.Config, int) {
+	cfg := gateway.Default()
+	if file != "" {
+		var err error
+		if cfg, err = gateway.Load(file); err != nil {
+			fmt.Fprintln(stderr, err)
+			return nil, exitUsage
+		}
+	}
+	if dataDir != "" {
+		abs, err := filepath.Abs(dataDir)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return nil, exitUsage
+		}
+		cfg.DataDir = abs
+	}
+	return cfg, exitOK
+}
+
 func cmdSpool(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "drop" {
+		return cmdSpoolDrop(args[1:], stdout, stderr)
+	}
 	fs := newFlagSet("spool", spoolHelp, stderr)
 	file := fs.String("c", "", "config `FILE` (TOML) whose data_dir holds the spool")
 	dataDir := fs.String("data", "", "data directory `DIR` (instead of the config's data_dir)")
@@ -55,21 +139,9 @@ func cmdSpool(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "outpost spool: -n must be at least 1")
 		return exitUsage
 	}
-	cfg := gateway.Default()
-	if *file != "" {
-		var err error
-		if cfg, err = gateway.Load(*file); err != nil {
-			fmt.Fprintln(stderr, err)
-			return exitUsage
-		}
-	}
-	if *dataDir != "" {
-		abs, err := filepath.Abs(*dataDir)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return exitUsage
-		}
-		cfg.DataDir = abs
+	cfg, code := spoolConfig(*file, *dataDir, stderr)
+	if cfg == nil {
+		return code
 	}
 	samples := 0
 	if *verbose {
@@ -129,6 +201,9 @@ func printSpool(w io.Writer, rep *gateway.SpoolReport, verbose bool, now time.Ti
 				uplink, class = q.Uplink, fmt.Sprintf("priority %d", q.Priority)
 				if q.Quarantine {
 					class = "quarantine"
+				}
+				if q.Orphan {
+					class += " (orphan)"
 				}
 			}
 			oldest, seqs := "-", fmt.Sprintf("empty, next %d", q.Next)
