@@ -62,6 +62,12 @@ func reloadGateway(t *testing.T, conf string) (*Gateway, string, *slog.LevelVar,
 			t.Fatal("no READY=1")
 		}
 	}
+	// systemd may send SIGHUP as soon as it reads READY=1.
+	select {
+	case <-g.Ready():
+	default:
+		t.Fatal("READY=1 came before the gateway counted itself ready: a reload now would be refused")
+	}
 	return g, file, lv, next, cancel, wait
 }
 

@@ -53,6 +53,14 @@ func (n *notifier) Run(ctx context.Context) error {
 	}
 	defer probe.Close(false)
 
+	// READY=1 once the gateway counts itself ready (it closes g.ready
+	// right after starting this last component), so that a reload that
+	// systemd sends as soon as it reads READY=1 is not refused as early.
+	select {
+	case <-n.g.ready:
+	case <-ctx.Done():
+		return nil
+	}
 	notify(daemon.SdNotifyReady + "\nSTATUS=" + n.g.statusLine())
 	every := n.period
 	if watchdog > 0 {
