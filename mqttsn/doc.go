@@ -100,8 +100,9 @@
 //
 // # Goroutines
 //
-// Run starts one reader per transport, a small fixed pool of workers and one
-// timer goroutine. A reader decodes each datagram, answers connectionless
+// Run starts one reader per transport, a fixed pool of workers (enough that
+// the session store writes and durable handoffs they wait for share their
+// syncs) and one timer goroutine. A reader decodes each datagram, answers connectionless
 // messages and appends the others to their client's inbox; the broker's
 // deliveries go to the client's own queue from the Deliver callback. A
 // worker runs a client with work (never two workers the same client), so a

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +24,7 @@ import (
 // broker (a transparent gateway, MQTT-SN 1.2 §3.1).
 //
 // Goroutines: one reader per transport decodes datagrams and hands each to
-// its client's inbox; a small fixed pool of workers runs the clients (one
+// its client's inbox; a fixed pool of workers (numWorkers) runs the clients (one
 // worker at a time per client, so a client's messages are handled in
 // order, and a reader never waits for the broker's durable handoff); one
 // timer goroutine holds every client's deadline (keep-alive, sleep, Tretry)
@@ -179,7 +178,7 @@ func New(opts Options, deps Deps) (*Gateway, error) {
 		log:     opts.Logger.With("component", "mqttsn"),
 		pre:     newPredefined(opts.Predefined),
 		clPre:   map[string]*predefined{},
-		workers: max(2, min(runtime.GOMAXPROCS(0), 8)),
+		workers: numWorkers,
 		ready:   make(chan struct{}),
 		timers:  newTimers(),
 		rq:      runQueue{signal: make(chan struct{}, 1)},
@@ -711,6 +710,16 @@ func (g *Gateway) sendTo(p peer, m packet.Message) error {
 }
 
 // --- run queue and workers ----------------------------------------------
+
+// numWorkers is the size of the worker pool. A worker mostly waits: for a
+// session store write (a REGISTER, a SUBSCRIBE by name, a will of a client
+// with CleanSession=false is on disk before its answer) or for the broker's
+// durable handoff of a QoS 1/2 PUBLISH. The spool commits the writes that
+// wait together with one sync, so the workers bound how many share it: with
+// one per core (two on a Pi Zero 2 or on a 2-core board) each write took a
+// sync of its own, and both workers waited on the disk while every other
+// client waited for them. A waiting goroutine costs a few KiB.
+const numWorkers = 32
 
 // runQueue holds the clients with work (a datagram, a delivery, a passed
 // deadline); each is in it at most once (client.queued).
