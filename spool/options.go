@@ -93,8 +93,11 @@ type Options struct {
 
 	// TrimInterval is how often the spool asks the kernel to page out the
 	// parts of badger's table and value-log files that this process has
-	// mapped (Linux 5.4 and later; see the package documentation); 0 means
-	// 2s, negative turns it off.
+	// mapped (Linux 5.4 and later; see the package documentation), and
+	// checks whether writing stopped after a burst: then it runs a garbage
+	// collection and returns the freed heap to the system at once
+	// (debug.FreeOSMemory), instead of minutes later. 0 means 2s, negative
+	// turns both off.
 	TrimInterval time.Duration
 
 	// Logger receives the spool's logs; nil discards them.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -446,20 +447,38 @@ func (s *Store) runGC(ctx context.Context, db *badger.DB) {
 }
 
 // trimLoop pages out badger's mapped files every TrimInterval (trimMapped)
-// until ctx is done. It stops for good when the kernel cannot do it.
+// until ctx is done, and gives the heap that a burst of writes left behind
+// back to the system when the writes stop (see Options.TrimInterval).
 func (s *Store) trimLoop(ctx context.Context) {
 	t := time.NewTicker(s.opts.TrimInterval)
 	defer t.Stop()
+	pageout := true
+	var lastCommits uint64
+	busy := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if pageout {
 			if _, err := trimMapped(s.opts.Dir); err != nil {
 				s.log.Debug("spool cannot page out mapped files; the resident set includes them", "err", err)
-				return
+				pageout = false
 			}
+		}
+		c := s.commits.Load()
+		switch {
+		case c != lastCommits:
+			busy = true
+		case busy:
+			// badger builds tables in buffers that it drops or pools
+			// afterwards; with no allocation after a burst, no garbage
+			// collection runs to free them for minutes.
+			busy = false
+			debug.FreeOSMemory()
 			s.trims.Add(1)
 		}
+		lastCommits = c
 	}
 }
