@@ -92,22 +92,21 @@ func globMatch(pattern, s string) bool {
 	return p == len(pattern)
 }
 
-// addrMatcher holds address rules: IP prefixes (a CIDR or one address) for
-// UDP sources, and other addresses (a serial link's node addresses) compared
-// as text, case-insensitively; and node rules "node:<hex>@<forwarder>", which
-// allow one Wireless Node Id behind the forwarders that <forwarder> (an
-// address rule) matches (MQTT-SN 1.2 §5.5).
+// addrMatcher holds address rules: IP addresses and prefixes (a CIDR or one
+// address) for UDP sources, and other addresses (a serial link's node
+// addresses) compared as text, case-insensitively; and node rules
+// "node:<hex>@<forwarder>", which allow one Wireless Node Id behind the
+// forwarders that <forwarder> (an address rule) matches (MQTT-SN 1.2 §5.5).
+// It is asked about every datagram: single addresses and node ids are
+// looked up in maps, so a long list of devices costs no more per datagram
+// than a short one; only the CIDR prefixes wider than one address are
+// scanned.
 type addrMatcher struct {
-	prefixes []netip.Prefix
+	ips      map[netip.Addr]bool // single addresses, IPv4-mapped unmapped
+	prefixes []netip.Prefix      // wider prefixes
 	names    map[string]bool
-	nodes    []nodeRule
-}
-
-// nodeRule allows the client with Wireless Node Id node behind the
-// forwarders that fwd matches.
-type nodeRule struct {
-	fwd  *addrMatcher // one address rule
-	node string       // the node id's octets
+	nodes    map[string][]*addrMatcher // node id octets -> forwarders (one address rule each)
+	fwds     *addrMatcher              // every forwarder of a node rule; nil: none
 }
 
 // nodeRulePrefix starts a node rule of an address allowlist.
@@ -117,7 +116,7 @@ func newAddrMatcher(rules []string) (*addrMatcher, error) {
 	if len(rules) == 0 {
 		return nil, nil
 	}
-	m := &addrMatcher{names: map[string]bool{}}
+	m := &addrMatcher{}
 	for _, r := range rules {
 		if rest, ok := strings.CutPrefix(r, nodeRulePrefix); ok {
 			nodeHex, fwdRule, _ := strings.Cut(rest, "@")
@@ -125,11 +124,15 @@ func newAddrMatcher(rules []string) (*addrMatcher, error) {
 			if err != nil || len(node) == 0 || len(node) > packet.MaxNodeIDLen {
 				return nil, fmt.Errorf("address %q: the node id after %q is not 1 to %d octets in hex", r, nodeRulePrefix, packet.MaxNodeIDLen)
 			}
-			fwd := &addrMatcher{names: map[string]bool{}}
+			fwd := &addrMatcher{}
 			if err := fwd.addAddr(fwdRule); err != nil {
 				return nil, fmt.Errorf("address %q: the forwarder after '@': %w", r, err)
 			}
-			m.nodes = append(m.nodes, nodeRule{fwd: fwd, node: string(node)})
+			if m.nodes == nil {
+				m.nodes, m.fwds = map[string][]*addrMatcher{}, &addrMatcher{}
+			}
+			m.nodes[string(node)] = append(m.nodes[string(node)], fwd)
+			_ = m.fwds.addAddr(fwdRule)
 			continue
 		}
 		if err := m.addAddr(r); err != nil {
@@ -141,14 +144,30 @@ func newAddrMatcher(rules []string) (*addrMatcher, error) {
 
 // addAddr adds an address rule.
 func (m *addrMatcher) addAddr(r string) error {
-	if pf, err := netip.ParsePrefix(r); err == nil {
-		m.prefixes = append(m.prefixes, pf.Masked())
+	var pf netip.Prefix
+	if p, err := netip.ParsePrefix(r); err == nil {
+		pf = p.Masked()
+		if a := pf.Addr(); a.Is4In6() && pf.Bits() >= 96 {
+			pf = netip.PrefixFrom(a.Unmap(), pf.Bits()-96) // as a v4 client of a dual-stack socket is seen
+		}
 	} else if a, err := netip.ParseAddr(r); err == nil {
-		m.prefixes = append(m.prefixes, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+		pf = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
 	} else if r == "" || strings.ContainsAny(r, " \t/@") {
 		return fmt.Errorf("address %q is neither an IP address, a CIDR prefix nor a node address", r)
 	} else {
+		if m.names == nil {
+			m.names = map[string]bool{}
+		}
 		m.names[strings.ToLower(r)] = true
+		return nil
+	}
+	if pf.IsSingleIP() {
+		if m.ips == nil {
+			m.ips = map[netip.Addr]bool{}
+		}
+		m.ips[pf.Addr()] = true
+	} else {
+		m.prefixes = append(m.prefixes, pf)
 	}
 	return nil
 }
@@ -160,6 +179,9 @@ func (m *addrMatcher) match(addr net.Addr) bool {
 		return true
 	}
 	if ip, ok := addrIP(addr); ok {
+		if m.ips[ip] {
+			return true
+		}
 		for _, pf := range m.prefixes {
 			if pf.Contains(ip) {
 				return true
@@ -180,13 +202,11 @@ const (
 
 // check tells which datagrams from addr are served.
 func (m *addrMatcher) check(addr net.Addr) addrVerdict {
-	if m.match(addr) {
+	switch {
+	case m.match(addr):
 		return addrAllowed
-	}
-	for _, n := range m.nodes {
-		if n.fwd.match(addr) {
-			return addrNodesOnly
-		}
+	case m.fwds != nil && m.fwds.match(addr):
+		return addrNodesOnly
 	}
 	return addrDenied
 }
@@ -194,8 +214,8 @@ func (m *addrMatcher) check(addr net.Addr) addrVerdict {
 // allowsNode reports whether a node rule allows the client with Wireless
 // Node Id node behind the forwarder at addr.
 func (m *addrMatcher) allowsNode(addr net.Addr, node string) bool {
-	for _, n := range m.nodes {
-		if n.node == node && n.fwd.match(addr) {
+	for _, fwd := range m.nodes[node] {
+		if fwd.match(addr) {
 			return true
 		}
 	}

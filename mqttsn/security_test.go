@@ -1,6 +1,7 @@
 package mqttsn
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -41,7 +42,7 @@ func TestGlobMatch(t *testing.T) {
 }
 
 func TestAddrMatcher(t *testing.T) {
-	m, err := newAddrMatcher([]string{"192.168.1.0/24", "10.0.0.5", "fd00::/8", "0013A20040A1B2C3"})
+	m, err := newAddrMatcher([]string{"192.168.1.0/24", "10.0.0.5", "fd00::/8", "0013A20040A1B2C3", "::ffff:172.16.0.0/112", "::ffff:10.9.9.9/128"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +58,9 @@ func TestAddrMatcher(t *testing.T) {
 		{udp("10.0.0.6:9"), false},
 		{udp("[fd12::1]:5"), true},
 		{udp("[fe80::1]:5"), false},
+		{udp("172.16.3.4:1"), true}, // a rule written IPv4-mapped matches as IPv4
+		{udp("172.17.0.1:1"), false},
+		{udp("10.9.9.9:1"), true},
 		{memAddr("0013a20040a1b2c3"), true}, // node addresses ignore case
 		{memAddr("0013a20040a1b2c4"), false},
 	} {
@@ -71,6 +75,41 @@ func TestAddrMatcher(t *testing.T) {
 	}
 	if (*addrMatcher)(nil).match(udp("1.2.3.4:5")) != true {
 		t.Error("no allowlist must allow every address")
+	}
+}
+
+// BenchmarkAddrAllowlist measures the check of one datagram's source
+// against an allowlist of 1,000 device addresses, a few prefixes and
+// nodes behind a forwarder: an address not listed (as a spoofed one), a
+// listed one, and a node behind the forwarder.
+func BenchmarkAddrAllowlist(b *testing.B) {
+	rules := []string{"fd00::/8", "192.168.50.0/24"}
+	for i := range 1000 {
+		rules = append(rules, fmt.Sprintf("10.1.%d.%d", i/250, i%250+1))
+		rules = append(rules, fmt.Sprintf("node:%04x@10.2.0.1", i))
+	}
+	m, err := newAddrMatcher(rules)
+	if err != nil {
+		b.Fatal(err)
+	}
+	udp := func(s string) net.Addr { return net.UDPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	for _, bc := range []struct {
+		name string
+		addr net.Addr
+		node string
+	}{
+		{"denied", udp("203.0.113.7:1"), ""},
+		{"listed", udp("10.1.3.250:1"), ""},
+		{"node", udp("10.2.0.1:1"), "\x03\xe7"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if v := m.check(bc.addr); v == addrNodesOnly && !m.allowsNode(bc.addr, bc.node) {
+					b.Fatal("node not allowed")
+				}
+			}
+		})
 	}
 }
 
