@@ -508,7 +508,22 @@ func (b *Broker) attach(l link, req *connectReq) (*session, bool, error) {
 	for _, w := range wills {
 		b.publishWill(w)
 	}
-	if present && b.deps.Persistence != nil {
+	if dp, ok := b.deps.Persistence.(deliveryPersistence); present && ok {
+		// The stored deliveries stay until the client acknowledges them;
+		// those of messages the session no longer holds go.
+		s.mu.Lock()
+		keep := make(map[uint64]bool, len(s.inflight)+len(s.queue))
+		for _, om := range s.inflight {
+			keep[om.seq] = true
+		}
+		for _, om := range s.queue {
+			keep[om.seq] = true
+		}
+		s.mu.Unlock()
+		if err := dp.PruneQueued(id, func(seq uint64) bool { return keep[seq] }); err != nil {
+			b.log.Error("persistence: prune queued", "client_id", id, "err", err)
+		}
+	} else if present && b.deps.Persistence != nil {
 		// The offline queue is in memory again and goes out now; the next
 		// snapshot (when the client leaves, or at shutdown) stores what is
 		// still pending.

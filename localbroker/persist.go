@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/outpost-gw/outpost/localbroker/packet"
@@ -17,7 +18,25 @@ type KVStore interface {
 	Set(ctx context.Context, key string, val []byte) error
 	Delete(ctx context.Context, key string) error
 	Scan(prefix string, fn func(key string, val []byte) error) error
+	// Forget deletes keys without waiting for durability: a record it
+	// loses on a power cut only brings a delivered message back.
+	Forget(ctx context.Context, keys ...string) error
 }
+
+// deliveryPersistence is a Persistence that also keeps the QoS 1/2
+// deliveries of connected persistent sessions: StoreQueued then stores
+// every one (queued or in flight), ForgetQueued removes it once the client
+// acknowledged it, and PruneQueued drops, when the client reconnects, the
+// records of messages the session no longer holds. A kill -9 of the broker
+// then loses none of them: after the restart, LoadSessions returns them in
+// Pending and the reconnecting client gets them again (at least once).
+type deliveryPersistence interface {
+	Persistence
+	ForgetQueued(clientID string, seqs ...uint64) error
+	PruneQueued(clientID string, keep func(seq uint64) bool) error
+}
+
+var _ deliveryPersistence = (*kvPersistence)(nil)
 
 // NewKVPersistence returns a Persistence that keeps retained messages under
 // "r/<topic>", persistent sessions under "s/<client id>" and messages queued
@@ -108,9 +127,36 @@ func (p *kvPersistence) DeleteSession(clientID string) error {
 // another's.
 func queuedPrefix(clientID string) string { return queuePrefix + clientID + "\x00" }
 
+func queuedKey(clientID string, seq uint64) string {
+	return fmt.Sprintf("%s%016x", queuedPrefix(clientID), seq)
+}
+
 func (p *kvPersistence) StoreQueued(clientID string, pm *PendingMessage) error {
-	key := fmt.Sprintf("%s%016x", queuedPrefix(clientID), pm.Seq)
-	return p.kv.Set(context.Background(), key, appendPending([]byte{recordVersion}, pm))
+	return p.kv.Set(context.Background(), queuedKey(clientID, pm.Seq), appendPending([]byte{recordVersion}, pm))
+}
+
+func (p *kvPersistence) ForgetQueued(clientID string, seqs ...uint64) error {
+	keys := make([]string, len(seqs))
+	for i, seq := range seqs {
+		keys[i] = queuedKey(clientID, seq)
+	}
+	return p.kv.Forget(context.Background(), keys...)
+}
+
+func (p *kvPersistence) PruneQueued(clientID string, keep func(seq uint64) bool) error {
+	prefix := queuedPrefix(clientID)
+	var drop []string
+	err := p.kv.Scan(prefix, func(key string, _ []byte) error {
+		seq, err := strconv.ParseUint(key[len(prefix):], 16, 64)
+		if err != nil || !keep(seq) {
+			drop = append(drop, key)
+		}
+		return nil
+	})
+	if err != nil || len(drop) == 0 {
+		return err
+	}
+	return p.kv.Forget(context.Background(), drop...)
 }
 
 func (p *kvPersistence) DeleteQueued(clientID string) error {

@@ -130,26 +130,65 @@ func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32) {
 		}
 		return
 	}
-	defer s.mu.Unlock()
+	// A persistent session's QoS 1/2 delivery is stored while the client
+	// is connected too, when the persistence can forget it once
+	// acknowledged (deliveryPersistence): a kill -9 then loses nothing
+	// that was queued or in flight. Stored outside the lock, so that
+	// concurrent publishers share one sync, and before the publisher is
+	// acknowledged; the client may acknowledge it first, which at worst
+	// leaves a record behind that the next reconnection prunes.
+	var seq uint64
+	dp, durable := s.b.deps.Persistence.(deliveryPersistence)
+	if durable && qos > 0 && s.expiry > 0 {
+		s.qseq++
+		seq = s.qseq
+	}
+	accepted := s.deliverOnline(&outMsg{msg: m, qos: qos, retain: retain, subIDs: subIDs, seq: seq})
+	s.mu.Unlock()
+	if accepted && seq != 0 {
+		pm := PendingMessage{Message: m, QoS: qos, Retain: retain, SubIDs: subIDs, Seq: seq}
+		if err := dp.StoreQueued(s.id, &pm); err != nil {
+			s.b.log.Error("persistence: store queued message", "client_id", s.id, "err", err)
+		}
+	}
+}
+
+// deliverOnline sends om on the session's link or queues it, and reports
+// whether a QoS 1/2 om was taken. Called with s.mu held and a link.
+func (s *session) deliverOnline(om *outMsg) bool {
+	m, qos, retain, subIDs := om.msg, om.qos, om.retain, om.subIDs
 	if max := s.link.maxPacketSize(); max > 0 && publishSize(m, qos, subIDs, s.link.version()) > int(max) {
 		// [MQTT-3.1.2-25] a packet larger than the client's maximum is
 		// discarded as if it had been sent.
 		s.b.stats.dropped.Add(1)
-		return
+		return false
 	}
 	if len(s.queue) == 0 {
 		if qos == 0 {
 			if !s.link.sendPublish(m, 0, retain, false, 0, subIDs) {
 				s.b.stats.dropped.Add(1)
 			}
-			return
+			return false
 		}
 		if len(s.inflight) < s.sendMax {
-			s.publishInflight(&outMsg{msg: m, qos: qos, retain: retain, subIDs: subIDs})
-			return
+			s.publishInflight(om)
+			return true
 		}
 	}
-	s.enqueue(&outMsg{msg: m, qos: qos, retain: retain, subIDs: subIDs})
+	return s.enqueue(om) && qos > 0
+}
+
+// forgetDelivered removes the stored copy of a completed delivery (seq 0:
+// none); called without s.mu.
+func (s *session) forgetDelivered(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	if dp, ok := s.b.deps.Persistence.(deliveryPersistence); ok {
+		if err := dp.ForgetQueued(s.id, seq); err != nil {
+			s.b.log.Error("persistence: forget delivered message", "client_id", s.id, "err", err)
+		}
+	}
 }
 
 // enqueue adds om to the queue, within MaxQueuedMessages and MaxQueuedBytes;
@@ -306,12 +345,15 @@ func (s *session) removeInflight(i int) {
 // onPuback completes a QoS 1 delivery [MQTT-4.3.2].
 func (s *session) onPuback(pid uint16) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var seq uint64
 	if i := s.findInflight(pid); i >= 0 && s.inflight[i].qos == 1 {
+		seq = s.inflight[i].seq
 		s.removeInflight(i)
 		s.b.stats.sent.Add(1)
 		s.pump()
 	}
+	s.mu.Unlock()
+	s.forgetDelivered(seq)
 }
 
 // onPubrec handles the first acknowledgement of a QoS 2 delivery; it
@@ -339,12 +381,15 @@ func (s *session) onPubrec(pid uint16, code packet.ReasonCode) bool {
 // onPubcomp completes a QoS 2 delivery.
 func (s *session) onPubcomp(pid uint16) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var seq uint64
 	if i := s.findInflight(pid); i >= 0 && s.inflight[i].state == outReleased {
+		seq = s.inflight[i].seq
 		s.removeInflight(i)
 		s.b.stats.sent.Add(1)
 		s.pump()
 	}
+	s.mu.Unlock()
+	s.forgetDelivered(seq)
 }
 
 // resend re-sends every unacknowledged delivery in order, PUBLISH with DUP
