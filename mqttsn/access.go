@@ -56,8 +56,8 @@ func LoadAccess(aclFile string, users map[string]string) (*Access, error) {
 func (g *Gateway) SetAccess(a *Access) int {
 	g.acc.Store(a)
 	for _, tr := range g.trs {
-		if tr.minus1 != nil {
-			tr.minus1.SetACL(a.acl)
+		if c := tr.minus1.Load(); c != nil {
+			c.SetACL(a.acl)
 		}
 	}
 	g.mu.Lock()

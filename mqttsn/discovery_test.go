@@ -79,3 +79,22 @@ func TestDiscovery(t *testing.T) {
 		t.Fatalf("two ADVERTISE %v apart, want about 1s", gap)
 	}
 }
+
+// A LAN client that connects with the client id of a transport's QoS -1
+// publisher takes its broker session; the gateway attaches it again at the
+// next QoS -1 message, which still reaches the broker's subscribers, rather
+// than dropping every QoS -1 message from then on.
+func TestQoSMinus1PublisherTakenOver(t *testing.T) {
+	e := newEnv(t, Options{
+		Transports: []Transport{{Name: "udp", Addr: "127.0.0.1:0", AllowQoSMinus1: true}},
+		Predefined: map[uint16]string{0x0042: "sensors/minus1"},
+	})
+	sub := e.startSub(t, "mqttv311", "sensors/minus1", 1)
+	mosqPub(t, e.tcp, "mqttv311", "-i", "~mqttsn-qos-minus-1-publisher/udp", "-t", "lan/x", "-m", "x")
+	c := newSNClient(t, e.gwAddr)
+	c.send(&packet.Publish{QoS: packet.QoSMinus1, TopicIDType: packet.TopicIDPredefined, TopicID: 0x0042, Data: []byte("after the takeover")})
+	sub.expect("MSG|sensors/minus1|0|0|after the takeover")
+	if st := e.g.Stats(); st.QoSMinus1 != 1 || st.Dropped != 0 {
+		t.Fatalf("QoSMinus1 %d, Dropped %d; want 1, 0", st.QoSMinus1, st.Dropped)
+	}
+}

@@ -67,7 +67,9 @@ type transport struct {
 	listener string // ClientInfo.Listener of its clients
 	mtuOf    interface{ MTU() int }
 	bcast    net.Addr
-	minus1   *localbroker.Client // publishes QoS -1 messages (§7.1)
+	// minus1 publishes QoS -1 messages (§7.1); nil when they are not
+	// allowed. Attached again when a LAN client took its id over.
+	minus1   atomic.Pointer[localbroker.Client]
 	st       trCounters
 	ids      *idMatcher   // nil: every ClientId
 	addrs    *addrMatcher // nil: every address
@@ -326,8 +328,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	}
 	for _, tr := range g.trs {
-		if tr.minus1 != nil {
-			tr.minus1.Close(false)
+		if c := tr.minus1.Load(); c != nil {
+			c.Close(false)
 		}
 	}
 	g.closeTransports()
@@ -355,19 +357,34 @@ func (g *Gateway) open(ctx context.Context) error {
 			}
 		}
 		if tr.opts.AllowQoSMinus1 {
-			// A dedicated broker client for QoS -1 (§7.1). Its id is longer
-			// than any ClientId (23 octets), so no device can take it over.
-			c, _, err := g.broker.Attach(localbroker.ClientOptions{
-				ClientID:   tr.opts.ClientIDPrefix + "~mqttsn-qos-minus-1-publisher/" + tr.opts.Name,
-				Listener:   tr.listener,
-				CleanStart: true,
-				ACL:        g.access().acl,
-			})
-			if err != nil {
+			if err := g.attachMinus1(tr); err != nil {
 				return fmt.Errorf("mqttsn: transport %q: QoS -1 publisher: %w", tr.opts.Name, err)
 			}
-			tr.minus1 = c
 		}
+	}
+	return nil
+}
+
+// attachMinus1 attaches the transport's broker client for QoS -1 (§7.1),
+// checked by the ACL as the anonymous block. Its id is longer than any
+// ClientId (23 octets), so no device can take it over; a LAN client that
+// does is taken over in turn at the next QoS -1 message.
+func (g *Gateway) attachMinus1(tr *transport) error {
+	acc := g.access()
+	c, _, err := g.broker.Attach(localbroker.ClientOptions{
+		ClientID:   tr.opts.ClientIDPrefix + "~mqttsn-qos-minus-1-publisher/" + tr.opts.Name,
+		Listener:   tr.listener,
+		CleanStart: true,
+		ACL:        acc.acl,
+	})
+	if err != nil {
+		return err
+	}
+	tr.minus1.Store(c)
+	if cur := g.access(); cur != acc {
+		// SetAccess stores the access before it looks at tr.minus1: it ran
+		// meanwhile and may not have seen c.
+		c.SetACL(cur.acl)
 	}
 	return nil
 }
@@ -631,7 +648,7 @@ func (g *Gateway) mapPeer(key peerKey, c *client, p peer) {
 // transport's own broker client, at QoS 0.
 func (g *Gateway) publishMinus1(p peer, m *packet.Publish) {
 	tr := p.tr
-	if tr.minus1 == nil {
+	if tr.minus1.Load() == nil {
 		g.st.dropped.Add(1)
 		g.debugLimited("qos-1", "QoS -1 PUBLISH dropped: not allowed on this transport", "transport", tr.opts.Name, "remote", p.String())
 		return
@@ -648,7 +665,17 @@ func (g *Gateway) publishMinus1(p peer, m *packet.Publish) {
 		g.debugLimited("qos-1", "QoS -1 PUBLISH dropped: unknown topic", "transport", tr.opts.Name, "remote", p.String(), "topic_id", m.TopicID)
 		return
 	}
-	code, err := tr.minus1.Publish(g.runCtx, &localbroker.Message{Topic: name, Payload: m.Data, Retain: m.Retain})
+	msg := &localbroker.Message{Topic: name, Payload: m.Data, Retain: m.Retain}
+	code, err := tr.minus1.Load().Publish(g.runCtx, msg)
+	if errors.Is(err, localbroker.ErrClosed) && g.runCtx.Err() == nil {
+		// A LAN client connected with the publisher's client id and took
+		// its session: every QoS -1 message would be dropped from now on.
+		g.warnLimited("qos-1-takeover", "the QoS -1 publisher's client id was taken over by another client: attached again",
+			"transport", tr.opts.Name)
+		if aerr := g.attachMinus1(tr); aerr == nil {
+			code, err = tr.minus1.Load().Publish(g.runCtx, msg)
+		}
+	}
 	if code == bpacket.NotAuthorized {
 		g.st.notAuthorized.Add(1)
 		g.warnLimited("acl", "not authorized", "access", "publish QoS -1", "transport", tr.opts.Name, "remote", p.String(), "topic", name)
