@@ -69,10 +69,10 @@ type transport struct {
 	bcast    net.Addr
 	// minus1 publishes QoS -1 messages (§7.1); nil when they are not
 	// allowed. Attached again when a LAN client took its id over.
-	minus1   atomic.Pointer[localbroker.Client]
-	st       trCounters
-	ids      *idMatcher   // nil: every ClientId
-	addrs    *addrMatcher // nil: every address
+	minus1 atomic.Pointer[localbroker.Client]
+	st     trCounters
+	ids    *idMatcher   // nil: every ClientId
+	addrs  *addrMatcher // nil: every address
 }
 
 // mtu returns the largest datagram to send now.
