@@ -38,7 +38,7 @@ const (
 	DefaultGCInterval          = 10 * time.Minute
 	DefaultExpireInterval      = 30 * time.Second
 	DefaultMinFreeBytes        = 64 << 20
-	DefaultTrimInterval        = 2 * time.Second
+	DefaultTrimInterval        = time.Second
 )
 
 // Options configure a Store. The zero value of every field but Dir is
@@ -96,7 +96,7 @@ type Options struct {
 	// mapped (Linux 5.4 and later; see the package documentation), and
 	// checks whether writing stopped after a burst: then it runs a garbage
 	// collection and returns the freed heap to the system at once
-	// (debug.FreeOSMemory), instead of minutes later. 0 means 2s, negative
+	// (debug.FreeOSMemory), instead of minutes later. 0 means 1s, negative
 	// turns both off.
 	TrimInterval time.Duration
 

@@ -358,7 +358,8 @@ func benchSpool(c *config) error {
 	fmt.Printf("\nGoals\n\n%-44s %10s %12s %8s\n", "", "goal", "measured", "ratio")
 	goals := []goal{
 		{"durable appends/s, 64 publishers", ">=", 20000, at64, "%.0f"},
-		{fmt.Sprintf("resident set with %s spooled (MiB)", count(M)), "<=", 100, mib(o.mem.rss), "%.1f"},
+		{fmt.Sprintf("resident set, %s spooled, 12 s after (MiB)", count(M)), "<=", 100, mib(o.memLater.rss), "%.1f"},
+		{"... 2 s after the fill (MiB)", "<=", 100, mib(o.mem.rss), "%.1f"},
 		{fmt.Sprintf("restart to ready with %s queued (s)", count(M)), "<=", 2, o.ready.Seconds(), "%.3f"},
 		{"... after kill -9 (s)", "<=", 2, o.readyKill.Seconds(), "%.3f"},
 	}
