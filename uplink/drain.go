@@ -389,7 +389,7 @@ func (b *Bridge) fill(ctx context.Context, l *link, sess *session, window int) (
 		}
 		o := outgoing{c: c, it: it, p: p}
 		if p.QoS == 2 && b.deps.Flights != nil {
-			f := &flight{cls: c, seq: it.Seq, data: it.Data}
+			f := &flight{cls: c, seq: it.Seq, at: uint64(it.Time.UnixNano()), data: it.Data}
 			if err := sess.reserve(f); err != nil {
 				c.pushBack(it)
 				break // the connection is going; paho reports it

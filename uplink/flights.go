@@ -24,7 +24,9 @@ type FlightStore interface {
 
 // Flight records: "f/<packet id>" = version, state (packets.PUBLISH or
 // packets.PUBREL), uvarint send order, uvarint priority, uvarint sequence
-// number. flightMarker says that the store has kept every flight since it
+// number, uvarint append time of the message in the spool (Unix ns): a
+// queue that was dropped and made again numbers its messages from 1, and
+// the time tells a new message from the recorded one. flightMarker says that the store has kept every flight since it
 // was written: without it, the cloud may hold identifiers of an older
 // process, released with a PUBREL before their first use (see session).
 const (
@@ -41,13 +43,15 @@ type flightRec struct {
 	order uint64
 	prio  int
 	seq   uint64
+	at    uint64 // spool append time, Unix ns
 }
 
 func (r flightRec) encode() []byte {
 	b := []byte{flightVersion, r.state}
 	b = binary.AppendUvarint(b, r.order)
 	b = binary.AppendUvarint(b, uint64(r.prio))
-	return binary.AppendUvarint(b, r.seq)
+	b = binary.AppendUvarint(b, r.seq)
+	return binary.AppendUvarint(b, r.at)
 }
 
 func decodeFlight(key string, v []byte) (flightRec, error) {
@@ -62,7 +66,7 @@ func decodeFlight(key string, v []byte) (flightRec, error) {
 	}
 	r.state = v[1]
 	v = v[2:]
-	var vals [3]uint64
+	var vals [4]uint64
 	for i := range vals {
 		x, n := binary.Uvarint(v)
 		if n <= 0 {
@@ -73,7 +77,7 @@ func decodeFlight(key string, v []byte) (flightRec, error) {
 	if len(v) != 0 || vals[1] > maxPriority {
 		return r, fmt.Errorf("flight %q: bad record", key)
 	}
-	r.order, r.prio, r.seq = vals[0], int(vals[1]), vals[2]
+	r.order, r.prio, r.seq, r.at = vals[0], int(vals[1]), vals[2], vals[3]
 	return r, nil
 }
 
@@ -138,8 +142,8 @@ func (b *Bridge) restoreFlights(sess *session) error {
 		if err != nil {
 			return fmt.Errorf("uplink: read the message of a QoS 2 flight: %w", err)
 		}
-		if len(items) == 0 || items[0].Seq != r.seq {
-			continue // gone: released only
+		if len(items) == 0 || items[0].Seq != r.seq || uint64(items[0].Time.UnixNano()) != r.at {
+			continue // gone (or another message under its number): released only
 		}
 		if r.state == packets.PUBLISH {
 			rec, err := DecodeRecord(items[0].Data)
@@ -166,7 +170,7 @@ func (b *Bridge) restoreFlights(sess *session) error {
 			c.inflight.Add(-1)
 		}
 		latest[k] = f
-		f.cls, f.data = c, items[0].Data
+		f.cls, f.data, f.at = c, items[0].Data, r.at
 		if c.skip == nil {
 			c.skip = make(map[uint64]bool)
 		}
@@ -186,7 +190,7 @@ func (b *Bridge) persistFlights(ctx context.Context, fs []*flight, state byte) e
 	vals := make([][]byte, len(fs))
 	for i, f := range fs {
 		keys[i] = recordKey(f.pid)
-		vals[i] = flightRec{pid: f.pid, state: state, order: f.order, prio: f.cls.prio, seq: f.seq}.encode()
+		vals[i] = flightRec{pid: f.pid, state: state, order: f.order, prio: f.cls.prio, seq: f.seq, at: f.at}.encode()
 	}
 	if err := b.deps.Flights.SetMany(context.WithoutCancel(ctx), keys, vals); err != nil {
 		return fmt.Errorf("uplink: record QoS 2 flights: %w", err)

@@ -17,6 +17,7 @@ import (
 type flight struct {
 	cls   *class
 	seq   uint64
+	at    uint64 // spool append time of the message, Unix ns (for the flight record)
 	data  []byte // the spooled record, for the quarantine
 	pid   uint16
 	pkt   *packets.Publish
