@@ -103,8 +103,8 @@ func TestRestoreFlights(t *testing.T) {
 	put(flightRec{pid: 7, state: packets.PUBLISH, order: 1, prio: 0, seq: 1, at: at(0)})
 	put(flightRec{pid: 3, state: packets.PUBREL, order: 2, prio: 0, seq: 2, at: at(1)})
 	put(flightRec{pid: 9, state: packets.PUBLISH, order: 3, prio: 0, seq: 3, at: at(2) + 1}) // another message
-	put(flightRec{pid: 4, state: packets.PUBLISH, order: 4, prio: 0, seq: 99, at: 1})       // gone
-	put(flightRec{pid: 5, state: packets.PUBLISH, order: 5, prio: 4, seq: 1, at: at(0)})    // class removed
+	put(flightRec{pid: 4, state: packets.PUBLISH, order: 4, prio: 0, seq: 99, at: 1})        // gone
+	put(flightRec{pid: 5, state: packets.PUBLISH, order: 5, prio: 4, seq: 1, at: at(0)})     // class removed
 
 	c := &class{prio: 0, name: "uplink.x.p0", q: q, attempts: map[uint64]int{}, skip: map[uint64]bool{}}
 	b := &Bridge{log: testLogger(), deps: Deps{Flights: fs}, classes: []*class{c}}
