@@ -8,7 +8,7 @@
 #       on disk per message, stop time, restart to ready after SIGTERM and
 #       after kill -9. About 6 minutes.
 #   scripts/bench-storefwd.sh uplink   a backlog of 100k drained to a local
-#       mosquitto (window 16 and 64) against mosquitto's own bridge with
+#       mosquitto (window 16, and 64, the default) against mosquitto's own bridge with
 #       persistence; then kill -9 of each edge with the backlog acknowledged.
 #       About 3 minutes.
 #

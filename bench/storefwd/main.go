@@ -10,7 +10,7 @@
 //	                 bytes on disk per message, stop time, restart to ready
 //	                 after SIGTERM and after kill -9
 //	storefwd uplink  a backlog of -n messages drained to a local mosquitto
-//	                 (window 16 and 64) against mosquitto's own bridge with
+//	                 (window 16, and 64, the default) against mosquitto's own bridge with
 //	                 persistence on; then a kill -9 of the edge broker with
 //	                 the backlog acknowledged: how much each keeps
 //
@@ -529,7 +529,7 @@ func benchUplink(c *config) error {
 		window     int
 	}{
 		{"outpost (window 16)", "outpost-always", 16},
-		{"outpost (window 64)", "outpost-always", 64},
+		{"outpost (window 64, default)", "outpost-always", 64},
 		{"mosquitto bridge (20 in flight)", "mosquitto", 0},
 	} {
 		step("drain of %d: %s", n, d.name)
@@ -570,7 +570,10 @@ func benchUplink(c *config) error {
 	fmt.Printf("(mosquitto writes its persistence file every autosave_interval, 1800 s by default, and at a clean exit)\n")
 
 	fmt.Printf("\nGoals\n\n%-44s %10s %12s %8s\n", "", "goal", "measured", "ratio")
-	printGoals([]goal{{"drain msg/s to a local mosquitto (window 16)", ">=", 20000, rate(drains[0].r), "%.0f"}})
+	printGoals([]goal{
+		{"drain msg/s to a local mosquitto (default)", ">=", 20000, rate(drains[1].r), "%.0f"},
+		{"... with window 16", ">=", 20000, rate(drains[0].r), "%.0f"},
+	})
 	if ok.got != n {
 		return errors.New("outpost lost acknowledged messages across kill -9")
 	}
