@@ -85,10 +85,12 @@
 //
 //   - The cloud has no session at the reconnection (its session expired,
 //     SessionExpiry 0s, the cloud restarted without persistence): every
-//     message not completed goes again from the spool. One whose PUBREC
-//     had come may then arrive twice, if the cloud delivered it on
-//     receiving the PUBLISH (method A of the specification) rather than on
-//     the PUBREL (method B, mosquitto's way).
+//     message not completed goes again from the spool as a new message. A
+//     cloud that delivers on receiving the PUBLISH (method A of the
+//     specification) then delivers twice each of them that it had
+//     received; one that delivers on the PUBREL (method B, mosquitto's
+//     way) only those whose PUBREL it had taken but whose PUBCOMP did not
+//     reach the bridge.
 //   - The spool's sync is "interval" or "never": a power cut (not a kill -9
 //     or crash, whose writes the kernel keeps) may lose the last records,
 //     and the bridge cannot know what the cloud holds.

@@ -3,7 +3,6 @@ package blackbox
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -15,7 +14,6 @@ import (
 // restart it reconnects to its session and gets all of them again.
 func TestInflightToPersistentSessionSurvivesKill9(t *testing.T) {
 	const n = 150
-	pubBin := peer(t, "mosquitto_pub")
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	o := runOutpost(t, dir, addr, "")
@@ -37,20 +35,7 @@ func TestInflightToPersistentSessionSurvivesKill9(t *testing.T) {
 	}
 	c.expectExact("90 03 00 01 01")
 
-	var lines strings.Builder
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&lines, "%d\n", i)
-	}
-	host, port, _ := strings.Cut(addr, ":")
-	pub := startProcStdin(t, strings.NewReader(lines.String()), pubBin, "-h", host, "-p", port, "-q", "1", "-t", "dev/x", "-l")
-	select {
-	case <-pub.done:
-	case <-time.After(time.Minute):
-		t.Fatal("mosquitto_pub did not finish")
-	}
-	if code := pub.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("mosquitto_pub exited %d: %s", code, pub.output())
-	}
+	publishNumbers(t, addr, 1, "dev/x", n)
 	// The window's worth arrives, unacknowledged; the rest is queued.
 	for range 10 {
 		if first, _, _ := c.expectPacket(); first&0xF6 != 0x32 {

@@ -20,7 +20,6 @@ import (
 // cloud, connected all along at QoS 2, gets every message exactly once.
 func TestQoS2ExactlyOnceAcrossKill9(t *testing.T) {
 	const n = 1500
-	pubBin := peer(t, "mosquitto_pub")
 	subBin := peer(t, "mosquitto_sub")
 	c := newSFCloud(t)
 	c.start()
@@ -75,21 +74,7 @@ max_qos = 2
 `, c.port)
 	o := runOutpost(t, dir, addr, cfg)
 
-	var lines strings.Builder
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&lines, "%08d\n", i)
-	}
-	host, port, _ := strings.Cut(addr, ":")
-	pub := startProcStdin(t, strings.NewReader(lines.String()), pubBin, "-h", host, "-p", port,
-		"-i", "q2-pub", "-q", "2", "-t", sfTopic, "-l")
-	select {
-	case <-pub.done:
-	case <-time.After(2 * time.Minute):
-		t.Fatal("mosquitto_pub did not finish")
-	}
-	if code := pub.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("mosquitto_pub exited %d: %s", code, pub.output())
-	}
+	publishNumbers(t, addr, 2, sfTopic, n)
 
 	// Kill twice while the flow runs, each time after some more arrived.
 	for _, at := range []int{n / 4, n / 2} {
@@ -140,5 +125,28 @@ max_qos = 2
 	o.signal(syscall.SIGTERM)
 	if code := o.waitExit(10 * time.Second); code != 0 {
 		t.Errorf("outpost exited %d after SIGTERM; want 0", code)
+	}
+}
+
+// publishNumbers publishes the numbers 1 to n (8 digits) to topic at
+// outpost's addr with mosquitto_pub at qos, and waits until it is done:
+// outpost acknowledged every one.
+func publishNumbers(t *testing.T, addr string, qos int, topic string, n int) {
+	t.Helper()
+	bin := peer(t, "mosquitto_pub")
+	var lines strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&lines, "%08d\n", i)
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	pub := startProcStdin(t, strings.NewReader(lines.String()), bin, "-h", host, "-p", port,
+		"-q", strconv.Itoa(qos), "-t", topic, "-l")
+	select {
+	case <-pub.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("mosquitto_pub did not finish")
+	}
+	if code := pub.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("mosquitto_pub exited %d: %s", code, pub.output())
 	}
 }
