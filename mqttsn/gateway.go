@@ -315,18 +315,21 @@ func (g *Gateway) Run(ctx context.Context) error {
 		cs = append(cs, c)
 	}
 	g.mu.Unlock()
+	// Many clients at once: each waits for synced writes (the broker's
+	// session, the gateway's record), which the spool commits together
+	// when they wait together; one after the other, 10,000 clients with
+	// CleanSession=false took longer than the process's stop may.
+	var stopping sync.WaitGroup
+	sem := make(chan struct{}, stopWriters)
 	for _, c := range cs {
-		if c.bc != nil {
-			c.bc.Close(true)
-			c.setBroker(nil, nil)
-			g.attached.Add(-1)
-		}
-		if c.persist {
-			// Its session at the gateway outlives the process, as the
-			// broker's does.
-			g.storeSaved(c.bid, c.savedSession())
-		}
+		sem <- struct{}{}
+		stopping.Add(1)
+		go func() {
+			defer func() { <-sem; stopping.Done() }()
+			g.stopClient(c)
+		}()
 	}
+	stopping.Wait()
 	for _, tr := range g.trs {
 		if c := tr.minus1.Load(); c != nil {
 			c.Close(false)
@@ -335,6 +338,25 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.closeTransports()
 	g.log.Info("stopped", "clients", len(cs))
 	return nil
+}
+
+// stopWriters bounds the clients Run stops at once.
+const stopWriters = 64
+
+// stopClient closes a client's broker session as a lost connection and
+// stores what the gateway keeps of it. Called by Run once the workers have
+// stopped.
+func (g *Gateway) stopClient(c *client) {
+	if c.bc != nil {
+		c.bc.Close(true)
+		c.setBroker(nil, nil)
+		g.attached.Add(-1)
+	}
+	if c.persist {
+		// Its session at the gateway outlives the process, as the
+		// broker's does.
+		g.storeSaved(c.bid, c.savedSession())
+	}
 }
 
 // open opens the UDP sockets and attaches the QoS -1 publishers.

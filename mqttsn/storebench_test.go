@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,6 +102,7 @@ func registerOnce(conn net.PacketConn, gw net.Addr, msgID uint16, name string, w
 // that were.
 type barrierStore struct {
 	Store
+	armed    atomic.Bool // until then, Sets pass straight through
 	want     int
 	deadline time.Time
 	reached  chan struct{}
@@ -110,6 +112,9 @@ type barrierStore struct {
 }
 
 func (s *barrierStore) Set(ctx context.Context, key string, val []byte) error {
+	if !s.armed.Load() {
+		return s.Store.Set(ctx, key, val)
+	}
 	s.mu.Lock()
 	s.inFlight++
 	if s.inFlight > s.maxSeen {
@@ -147,6 +152,7 @@ func TestStoreWritesOfClientsWaitTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	bs := &barrierStore{Store: kv, want: devices, deadline: time.Now().Add(15 * time.Second), reached: make(chan struct{})}
+	bs.armed.Store(true)
 	b, _ := startBroker(t)
 	g, err := New(Options{Transports: []Transport{{Name: "udp", Addr: "127.0.0.1:0"}}, Logger: testLogger()},
 		Deps{Broker: b, Store: bs})
@@ -173,5 +179,46 @@ func TestStoreWritesOfClientsWaitTogether(t *testing.T) {
 	defer bs.mu.Unlock()
 	if bs.maxSeen < devices {
 		t.Fatalf("at most %d session store writes at once for %d devices registering together, want %d", bs.maxSeen, devices, devices)
+	}
+}
+
+// The gateway's stop stores the sessions of its CleanSession=false clients
+// many at once, so that they share syncs: one after the other, 10,000
+// devices took longer than the process's stop may.
+func TestStopStoresClientsTogether(t *testing.T) {
+	const devices = 16
+	st, err := spool.New(spool.Options{Dir: t.TempDir(), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilStopped(t, "spool", st.Run, st.Ready())
+	kv, err := st.KV("mqttsn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The deadline is below runUntilStopped's wait for the stop.
+	bs := &barrierStore{Store: kv, want: devices, reached: make(chan struct{})}
+	b, _ := startBroker(t)
+	g, err := New(Options{Transports: []Transport{{Name: "udp", Addr: "127.0.0.1:0"}}, Logger: testLogger()},
+		Deps{Broker: b, Store: bs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runUntilStopped(t, "gateway", g.Run, g.Ready())
+	for i := range devices {
+		c := newSNClient(t, g.Addrs()["udp"])
+		c.connect("stopper-"+strconv.Itoa(i), false, 600)
+		c.register("t/" + strconv.Itoa(i))
+	}
+	bs.deadline = time.Now().Add(5 * time.Second)
+	bs.armed.Store(true)
+	stop()
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if bs.maxSeen < devices {
+		t.Fatalf("at most %d session store writes at once while stopping %d devices, want %d", bs.maxSeen, devices, devices)
+	}
+	if n := g.Stats().StoreErrors; n != 0 {
+		t.Fatalf("StoreErrors %d", n)
 	}
 }
