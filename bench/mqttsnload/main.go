@@ -10,7 +10,11 @@
 //     dropped (from outpost's status file), outpost's resident set, and the
 //     CPU seconds outpost spent per 100,000 messages delivered.
 //   - -idle clients connect (each from its own UDP socket) and stay idle:
-//     it prints outpost's resident set before and after, per client.
+//     it prints outpost's resident set before and after, per client; first
+//     with CleanSession=true and nothing else (the least a client costs),
+//     then with CleanSession=false, one registered topic and one
+//     subscription each (a device's usual state, its session kept in the
+//     store).
 //
 // Run by `make bench-mqttsn`.
 package main
@@ -68,8 +72,10 @@ func main() {
 	}
 	fmt.Println("lost: sent but not delivered; dropped: counted by outpost (MQTT-SN inbox, socket and buffers, broker queues)")
 	if *idle > 0 {
-		if err := idleRun(*bin, *idle); err != nil {
-			fatalf("idle clients: %v", err)
+		for _, persistent := range []bool{false, true} {
+			if err := idleRun(*bin, *idle, persistent); err != nil {
+				fatalf("idle clients: %v", err)
+			}
 		}
 	}
 }
@@ -386,8 +392,10 @@ func (p *publisher) publish(qos packet.QoS, per int, first time.Time, interval t
 }
 
 // idleRun connects n clients, each from its own UDP socket, that then stay
-// idle, and prints outpost's resident set before and after.
-func idleRun(bin string, n int) error {
+// idle, and prints outpost's resident set before and after. persistent
+// clients connect with CleanSession=false, register a topic and subscribe
+// to another.
+func idleRun(bin string, n int, persistent bool) error {
 	// One socket per client: raise the soft limit of open files.
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < uint64(n)+256 {
@@ -450,9 +458,12 @@ func idleRun(bin string, n int) error {
 			}
 			conns[i] = c
 			p := &publisher{i: i, c: c, buf: make([]byte, 64)}
-			a, err := p.ask(&packet.Connect{CleanSession: true, KeepAlive: 3600, ClientID: []byte("idle-" + strconv.Itoa(i))}, packet.TypeConnack)
+			a, err := p.ask(&packet.Connect{CleanSession: !persistent, KeepAlive: 3600, ClientID: []byte("idle-" + strconv.Itoa(i))}, packet.TypeConnack)
 			if err == nil && a.(*packet.Connack).ReturnCode != packet.Accepted {
 				err = fmt.Errorf("client %d: CONNACK %v", i, a.(*packet.Connack).ReturnCode)
+			}
+			if err == nil && persistent {
+				err = p.settle(i)
 			}
 			if err != nil {
 				errs <- err
@@ -470,9 +481,29 @@ func idleRun(bin string, n int) error {
 		return err
 	}
 	after := rss(o.cmd.Process.Pid)
-	fmt.Printf("\n%d idle MQTT-SN clients (connected in %v, gateway reports %d): RSS %.1f MiB before, %.1f MiB after: %.2f KiB per client\n",
-		n, took.Round(time.Millisecond), st.MQTTSN.Clients, before, after, (after-before)*1024/float64(n))
+	kind := "CleanSession=true"
+	if persistent {
+		kind = "CleanSession=false, 1 topic, 1 subscription"
+	}
+	fmt.Printf("\n%d idle MQTT-SN clients, %s (connected in %v, gateway reports %d): RSS %.1f MiB before, %.1f MiB after: %.2f KiB per client\n",
+		n, kind, took.Round(time.Millisecond), st.MQTTSN.Clients, before, after, (after-before)*1024/float64(n))
 	return nil
+}
+
+// settle registers idle/<i>/t and subscribes to idle/<i>/cmd at QoS 1.
+func (p *publisher) settle(i int) error {
+	a, err := p.ask(&packet.Register{MsgID: 1, TopicName: []byte("idle/" + strconv.Itoa(i) + "/t")}, packet.TypeRegack)
+	if err == nil && a.(*packet.Regack).ReturnCode != packet.Accepted {
+		err = fmt.Errorf("client %d: REGACK %v", i, a.(*packet.Regack).ReturnCode)
+	}
+	if err != nil {
+		return err
+	}
+	a, err = p.ask(&packet.Subscribe{MsgID: 2, QoS: packet.QoS1, TopicName: []byte("idle/" + strconv.Itoa(i) + "/cmd")}, packet.TypeSuback)
+	if err == nil && a.(*packet.Suback).ReturnCode != packet.Accepted {
+		err = fmt.Errorf("client %d: SUBACK %v", i, a.(*packet.Suback).ReturnCode)
+	}
+	return err
 }
 
 func readMQTT(br *bufio.Reader) (byte, []byte, error) {
