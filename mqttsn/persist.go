@@ -154,6 +154,10 @@ func decodeRecord(b []byte, maxTopics int) (*record, error) {
 		w := &willData{topic: d.string()}
 		w.qos, w.retain = d.byte(), d.byte() == 1
 		w.msg = []byte(d.string())
+		if d.err == nil && (w.qos > 2 || w.topic != "" && !validTopicName(w.topic)) {
+			// Given to the broker at the client's next CONNECT.
+			return nil, errBadRecord
+		}
 		r.will = w
 	}
 	t := r.topics

@@ -59,6 +59,11 @@ func TestRecordRoundTrip(t *testing.T) {
 	if _, err := decodeRecord(bad, 10); err == nil {
 		t.Fatal("a record with the reserved id 0xFFFF decoded")
 	}
+	for _, w := range []*willData{{topic: "w", qos: 3}, {topic: "w/#", qos: 1}} {
+		if _, err := decodeRecord(encodeRecord(&record{topics: newTopicTable(1), will: w}), 10); err == nil {
+			t.Fatalf("a record with the will %+v decoded", w)
+		}
+	}
 	if _, err := decodeRecord([]byte{2}, 10); err == nil {
 		t.Fatal("a record of version 2 decoded")
 	}
