@@ -37,8 +37,8 @@ written. A spool that was not closed cleanly (the gateway was killed, or
 the power failed) must be replayed first, as the gateway does when it
 starts: -recover does that, writing to the spool what that start would.
 
-Queues of an uplink, or of an out-rule priority, that the config no longer
-has are marked "orphan": they do not drain. The gateway keeps them for
+Queues of an uplink, or of an out-rule priority, that the config (-c, or
+the running gateway's) no longer has are marked "orphan": they do not drain. The gateway keeps them for
 [spool] orphan_keep after their newest message (7 days by default), so that
 putting the uplink back drains them. "outpost spool drop QUEUE..." drops
 queues with their messages at once, on a stopped gateway.
@@ -162,6 +162,12 @@ func cmdSpool(args []string, stdout, stderr io.Writer) int {
 	case err != nil:
 		fmt.Fprintf(stderr, "outpost spool: %v\n", err)
 		return exitFailure
+	}
+	if *file == "" && !rep.Live {
+		// Without the config, which uplinks exist is not known.
+		for i := range rep.Status.Spool.Queues {
+			rep.Status.Spool.Queues[i].Orphan = false
+		}
 	}
 	printSpool(stdout, rep, *verbose, time.Now())
 	return exitOK

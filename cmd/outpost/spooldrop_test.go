@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,9 +38,18 @@ func TestSpoolDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, out, errOut := outpostCmd(t, "spool", "-data", data)
+	// A config without uplinks: its queues are orphans. Without a config
+	// nothing says so.
+	cfg := filepath.Join(t.TempDir(), "outpost.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir = %q\n", data)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := outpostCmd(t, "spool", "-c", cfg)
 	if code != 0 || !strings.Contains(out, "priority 0 (orphan)") {
-		t.Fatalf("outpost spool = %d, %q %q; want the queues marked as orphans", code, out, errOut)
+		t.Fatalf("outpost spool -c = %d, %q %q; want the queues marked as orphans", code, out, errOut)
+	}
+	if code, out, _ := outpostCmd(t, "spool", "-data", data); code != 0 || strings.Contains(out, "orphan") {
+		t.Fatalf("outpost spool -data = %d, %q; want no orphan marks without a config", code, out)
 	}
 	code, out, errOut = outpostCmd(t, "spool", "drop", "-data", data, "uplink.old.p1")
 	if code != 0 || !strings.Contains(out, "dropped uplink.old.p1: 2 messages") {
