@@ -45,7 +45,7 @@ func sfCount(t *testing.T) int {
 }
 
 // sfWindow is the bridge's window of QoS 1 messages in flight to the cloud
-// (the config's default). A kill -9 can only duplicate what was in flight:
+// in these tests (the config's default is 64). A kill -9 can only duplicate what was in flight:
 // sent and not yet acknowledged, or acknowledged by the cloud and not yet
 // removed from the spool, at most twice the window.
 const sfWindow = 16
