@@ -553,20 +553,20 @@ func benchUplink(c *config) error {
 	fmt.Printf("\nA backlog of %d QoS 1 messages (%d-byte payloads) made while the cloud was down, drained to a local\n", n, payloadSize)
 	fmt.Printf("mosquitto and counted at a cloud subscriber; drain time from the edge's connection to the last message.\n")
 	fmt.Printf("Fill: 64 publishers, %d unacknowledged each (outpost: sync=always; mosquitto: from memory).\n\n", c.window)
-	fmt.Printf("%-34s %12s %10s %12s\n", "", "fill msg/s", "drain s", "drain msg/s")
+	fmt.Printf("%-40s %12s %10s %12s\n", "", "fill msg/s", "drain s", "drain msg/s")
 	rate := func(r drainResult) float64 { return float64(r.got) / r.drain.Seconds() }
 	for _, d := range drains {
-		fmt.Printf("%-34s %12.0f %10.2f %12.0f\n", d.name, d.r.fillRate, d.r.drain.Seconds(), rate(d.r))
+		fmt.Printf("%-40s %12.0f %10.2f %12.0f\n", d.name, d.r.fillRate, d.r.drain.Seconds(), rate(d.r))
 	}
 	mo := drains[len(drains)-1].r
 	for _, d := range drains[:len(drains)-1] {
-		fmt.Printf("%-34s %12.2f %10.2f %12.2f\n", "ratio "+strings.TrimPrefix(d.name, "outpost ")+" / mosquitto", ratio(d.r.fillRate, mo.fillRate), ratio(d.r.drain.Seconds(), mo.drain.Seconds()), ratio(rate(d.r), rate(mo)))
+		fmt.Printf("%-40s %12.2f %10.2f %12.2f\n", "ratio "+strings.TrimPrefix(d.name, "outpost ")+" / mosquitto", ratio(d.r.fillRate, mo.fillRate), ratio(d.r.drain.Seconds(), mo.drain.Seconds()), ratio(rate(d.r), rate(mo)))
 	}
 
 	fmt.Printf("\nkill -9 of the edge broker with %d messages acknowledged, restart, cloud back\n\n", n)
-	fmt.Printf("%-34s %10s %10s %14s %10s\n", "", "kept", "lost", "ready s", "drain s")
-	fmt.Printf("%-34s %10d %10d %14.3f %10.2f\n", "outpost (sync=always)", ok.got, n-ok.got, ok.ready.Seconds(), ok.drain.Seconds())
-	fmt.Printf("%-34s %10d %10d %14.3f %10.2f\n", "mosquitto bridge (persistence on)", mk.got, n-mk.got, mk.ready.Seconds(), mk.drain.Seconds())
+	fmt.Printf("%-40s %10s %10s %14s %10s\n", "", "kept", "lost", "ready s", "drain s")
+	fmt.Printf("%-40s %10d %10d %14.3f %10.2f\n", "outpost (sync=always)", ok.got, n-ok.got, ok.ready.Seconds(), ok.drain.Seconds())
+	fmt.Printf("%-40s %10d %10d %14.3f %10.2f\n", "mosquitto bridge (persistence on)", mk.got, n-mk.got, mk.ready.Seconds(), mk.drain.Seconds())
 	fmt.Printf("(mosquitto writes its persistence file every autosave_interval, 1800 s by default, and at a clean exit)\n")
 
 	fmt.Printf("\nGoals\n\n%-44s %10s %12s %8s\n", "", "goal", "measured", "ratio")
