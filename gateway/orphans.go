@@ -22,7 +22,7 @@ import (
 // so that putting the uplink or the rule back drains it, until its newest
 // message is older than [spool] orphan_keep (default 7 days; "0s" keeps
 // orphans for ever): then the gateway drops it at its start, with a
-// warning that counts the messages. `outpost spool drop QUEUE` drops one
+// warning that counts the messages. An empty orphan goes at once. `outpost spool drop QUEUE` drops one
 // at once (on a stopped gateway). Dropping the last queue of an uplink
 // that is not configured also drops its QoS 2 flight records.
 
