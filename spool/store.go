@@ -57,7 +57,6 @@ type Store struct {
 	queues       map[string]*Queue
 	metas        map[string]qmeta // recovered at Run, for queues not opened yet
 	commits      atomic.Uint64
-	trims        atomic.Uint64
 	syncs        atomic.Uint64
 	noSpace      atomic.Bool
 	unsynced     bool       // writer-owned: commits since the last sync
@@ -477,7 +476,6 @@ func (s *Store) trimLoop(ctx context.Context) {
 			// collection runs to free them for minutes.
 			busy = false
 			debug.FreeOSMemory()
-			s.trims.Add(1)
 		}
 		lastCommits = c
 	}
