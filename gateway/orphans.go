@@ -14,9 +14,10 @@ import (
 )
 
 // Queues of removed uplinks. A spool queue is an orphan when it belongs to
-// an uplink that is no longer configured, or is a priority class of a
-// configured uplink that no out-rule has any more (its quarantine is never
-// an orphan). Its messages will not drain. At start the gateway logs each
+// an uplink that is no longer configured. Its messages will not drain. (A
+// queue of a configured uplink is none: one whose priority class no
+// out-rule has any more drains after the configured classes and is then
+// dropped by the uplink; see uplink.Deps.QueueNames.) At start the gateway logs each
 // orphan (name, depth, bytes, oldest and newest message) and marks it in
 // the status (QueueStatus.Orphan, `outpost spool`). An orphan is kept,
 // so that putting the uplink or the rule back drains it, until its newest
@@ -65,15 +66,12 @@ func classesOf(cfg *Config) uplinkClasses {
 
 // orphan reports whether the queue called name is an orphan.
 func (u uplinkClasses) orphan(name string) bool {
-	bridge, prio, quarantine, ok := uplink.ParseQueueName(name)
+	bridge, _, _, ok := uplink.ParseQueueName(name)
 	if !ok {
 		return false
 	}
-	prios, configured := u[bridge]
-	if !configured {
-		return true
-	}
-	return !quarantine && !slices.Contains(prios, prio)
+	_, configured := u[bridge]
+	return !configured
 }
 
 // checkOrphanQueues reports the orphans in the spool and drops those whose

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"time"
 
 	"github.com/outpost-gw/outpost/localbroker"
@@ -92,8 +93,13 @@ func newBridge(u UplinkConfig, store *spool.Store, b *localbroker.Broker, opts u
 		return nil, err
 	}
 	return uplink.New(opts, uplink.Deps{
-		Broker:  b,
-		Flights: flights,
+		Broker:     b,
+		Flights:    flights,
+		QueueNames: store.QueueNames,
+		DropQueue: func(ctx context.Context, name string) error {
+			_, err := store.DropQueue(ctx, name)
+			return err
+		},
 		OpenQueue: func(name string) (uplink.Queue, error) {
 			lim := limits
 			if name == quarantineName {

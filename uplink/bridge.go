@@ -48,6 +48,17 @@ type Deps struct {
 	// flight at a restart may then arrive twice. With a *spool.Store:
 	// store.KV("uplink." + name).
 	Flights FlightStore
+	// QueueNames lists the spool's queues. With it, Run finds the bridge's
+	// leftover queues: those named after the bridge (QueueName) whose
+	// priority class no out-rule has any more, left by a restart with
+	// changed rules. Their messages drain after every configured class,
+	// under the topics they were spooled with, and each queue is dropped
+	// (DropQueue) once the cloud acknowledged all of it. nil: none.
+	// With a *spool.Store: store.QueueNames.
+	QueueNames func() []string
+	// DropQueue drops an emptied leftover queue; nil leaves it empty.
+	// With a *spool.Store, discarding the count of store.DropQueue.
+	DropQueue func(ctx context.Context, name string) error
 }
 
 // State is the state of the link to the cloud.
@@ -122,6 +133,10 @@ type ClassStats struct {
 	Bytes    int64     // their payload bytes (spool records: topic, properties and payload)
 	Oldest   time.Time // when the oldest was spooled; zero when empty
 	InFlight int       // published, not yet acknowledged
+	// Leftover marks the queue of a class that no out-rule has any more,
+	// found at the start: it drains after every configured class and is
+	// dropped once empty (see Deps.QueueNames).
+	Leftover bool
 }
 
 // Bridge links the local broker with one cloud broker: out-rules go
@@ -249,8 +264,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 		classes = append(classes, &class{prio: p, name: QueueName(b.s.Name, p), q: q, attempts: make(map[uint64]int), skip: make(map[uint64]bool)})
 	}
+	leftover, err := b.leftoverClasses(ctx, rs.prios)
+	if err != nil {
+		return err
+	}
 	b.qmu.Lock() // Stats reads classes
-	b.classes = classes
+	b.classes = append(classes, leftover...)
 	b.qmu.Unlock()
 	if _, err := b.quarantineQueue(); err != nil {
 		return err
@@ -344,6 +363,19 @@ func (b *Bridge) Stats() Stats {
 				cs.InFlight = int(c.inflight.Load())
 			}
 		}
+		st.Depth += cs.Depth
+		st.Bytes += cs.Bytes
+		st.Classes = append(st.Classes, cs)
+	}
+	for _, c := range b.classes {
+		if !c.leftover {
+			continue
+		}
+		cs := ClassStats{Priority: c.prio, Queue: c.name, InFlight: int(c.inflight.Load()), Leftover: true}
+		qs := c.q.Stats()
+		cs.Depth, cs.Bytes, cs.Oldest = qs.Depth, qs.Bytes, qs.Oldest
+		st.Dropped += qs.Dropped + qs.Expired
+		st.Expired += qs.Expired
 		st.Depth += cs.Depth
 		st.Bytes += cs.Bytes
 		st.Classes = append(st.Classes, cs)

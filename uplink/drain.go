@@ -31,6 +31,9 @@ type class struct {
 	acks        []uint64 // acknowledged by the cloud, to Ack in the spool
 	inflight    atomic.Int64
 	skip        map[uint64]bool // in flight since the previous run (restored QoS 2 flights)
+	// leftover: no out-rule has this class any more (Deps.QueueNames);
+	// changed under Bridge.qmu.
+	leftover bool
 }
 
 // reset forgets what was read: the next Read starts at the head of the
@@ -614,6 +617,7 @@ func (b *Bridge) handleResults(ctx context.Context, sess *session, buf []result)
 		}
 	}
 	b.forgetFlights(ctx, sess, pids)
+	b.retireLeftovers(ctx)
 	return buf
 }
 

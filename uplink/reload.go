@@ -290,7 +290,7 @@ func (b *Bridge) unsubscribeLocked(ctx context.Context, cli *paho.Client) {
 // and a place in the drain order. Only the goroutine of connLoop calls it.
 func (b *Bridge) adoptClasses() {
 	for _, p := range b.rules().prios {
-		if slices.ContainsFunc(b.classes, func(c *class) bool { return c.prio == p }) {
+		if b.adoptLeftover(p) || slices.ContainsFunc(b.classes, func(c *class) bool { return c.prio == p }) {
 			continue
 		}
 		q, err := b.queue(p)
@@ -299,7 +299,7 @@ func (b *Bridge) adoptClasses() {
 			continue
 		}
 		c := &class{prio: p, name: QueueName(b.s.Name, p), q: q, attempts: make(map[uint64]int)}
-		i := slices.IndexFunc(b.classes, func(x *class) bool { return x.prio < p })
+		i := slices.IndexFunc(b.classes, func(x *class) bool { return x.leftover || x.prio < p })
 		if i < 0 {
 			i = len(b.classes)
 		}
