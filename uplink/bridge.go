@@ -103,6 +103,12 @@ type Stats struct {
 	// the spool did not take them (the publisher got no success ack).
 	Refused uint64
 
+	// SubscribeRetries counts the cloud SUBSCRIBE and UNSUBSCRIBE packets
+	// sent again for in-rules after one of a reload failed (no answer, or
+	// a refusing reason code); they are retried with backoff while the
+	// link is up.
+	SubscribeRetries uint64
+
 	// Depth and Bytes sum the classes: the backlog waiting in the spool.
 	Depth int64
 	Bytes int64
@@ -158,6 +164,7 @@ type Bridge struct {
 	ready   chan struct{}
 	wake    chan struct{} // a queue was appended to
 	redial  chan struct{} // the inbound path asks for a new connection
+	subKick chan struct{} // a reload changed the cloud subscriptions
 
 	rs     atomic.Pointer[ruleSet] // the rules in force; SetRules replaces them
 	reload reloadState
@@ -171,7 +178,8 @@ type Bridge struct {
 	sent, expired                          atomic.Uint64
 	drained                                rateMeter // spooled messages the cloud acknowledged
 	dropEp, refuseEp, quarantineEp         episode
-	inEp, retryEp                          episode
+	inEp, retryEp, subEp                   episode
+	subRetries                             atomic.Uint64
 
 	stMu      sync.Mutex
 	state     State
@@ -200,6 +208,7 @@ func New(opts Options, deps Deps) (*Bridge, error) {
 		ready:   make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		redial:  make(chan struct{}, 1),
+		subKick: make(chan struct{}, 1),
 		state:   StateOffline,
 		since:   time.Now(),
 	}
@@ -348,6 +357,7 @@ func (b *Bridge) Stats() Stats {
 	st.Sent, st.Out, st.In = b.sent.Load(), b.out.Load(), b.in.Load()
 	st.Dropped, st.Expired = b.dropped.Load(), b.expired.Load()
 	st.Quarantined, st.Refused = b.quarantined.Load(), b.refused.Load()
+	st.SubscribeRetries = b.subRetries.Load()
 	b.qmu.Lock()
 	defer b.qmu.Unlock()
 	for _, p := range b.rules().prios {

@@ -215,7 +215,15 @@ func (b *Bridge) connectAndServe(ctx context.Context, sess *session) (online tim
 	b.subscribe(ctx, cli)
 	b.setState(StateOnline, nil) // after the in-rule subscriptions
 	b.log.Info("connected to the cloud", "session_present", ca.SessionPresent, "window", window, "max_qos", l.maxQoS)
+	rctx, stopRetry := context.WithCancel(ctx)
+	retried := make(chan struct{})
+	go func() {
+		defer close(retried)
+		b.retryRemote(rctx, cli)
+	}()
 	err = b.drain(ctx, l, sess, window)
+	stopRetry()
+	<-retried
 	b.link.Store(nil)
 	_ = cli.Disconnect(&paho.Disconnect{ReasonCode: 0})
 	<-cli.Done()
@@ -271,12 +279,19 @@ func (b *Bridge) subscribe(ctx context.Context, cli *paho.Client) {
 	}
 	sa, err := cli.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
 	if sa != nil {
+		b.reload.mu.Lock()
+		defer b.reload.mu.Unlock()
 		for i, code := range sa.Reasons {
-			if code >= 0x80 && i < len(subs) {
-				err := fmt.Errorf("subscription to %q refused: %s", subs[i].Topic, packet.ReasonCode(code))
-				b.setState(StateConnecting, err)
-				b.log.Warn("cloud refused an in-rule subscription", "filter", subs[i].Topic, "reason", packet.ReasonCode(code).String())
+			if i >= len(subs) {
+				break
 			}
+			if code < 0x80 {
+				delete(b.reload.resub, subs[i].Topic) // a reload's failure is made good
+				continue
+			}
+			err := fmt.Errorf("subscription to %q refused: %s", subs[i].Topic, packet.ReasonCode(code))
+			b.setState(StateConnecting, err)
+			b.log.Warn("cloud refused an in-rule subscription", "filter", subs[i].Topic, "reason", packet.ReasonCode(code).String())
 		}
 		return
 	}

@@ -33,6 +33,10 @@ type fakeCloud struct {
 	recvMax     uint16
 	refuse      byte     // CONNACK reason code while non-zero
 	events      []string // "publish <id>", "pubrel <id>", in arrival order
+	// subCode and unsubCode give the SUBACK and UNSUBACK reason code of a
+	// filter; nil grants QoS 1 and unsubscribes (0x00).
+	subCode, unsubCode func(filter string) byte
+	subEvents          []string // "subscribe F <code>", "unsubscribe F <code>"
 }
 
 func newFakeCloud(t testing.TB) *fakeCloud {
@@ -163,10 +167,30 @@ func (f *fakeCloud) serve(c net.Conn) {
 			_, err = (&packets.Pingresp{}).WriteTo(c)
 		case *packets.Subscribe:
 			sa := &packets.Suback{PacketID: p.PacketID, Properties: &packets.Properties{}}
-			for range p.Subscriptions {
-				sa.Reasons = append(sa.Reasons, 1)
+			f.mu.Lock()
+			for _, s := range p.Subscriptions {
+				code := byte(1)
+				if f.subCode != nil {
+					code = f.subCode(s.Topic)
+				}
+				sa.Reasons = append(sa.Reasons, code)
+				f.subEvents = append(f.subEvents, fmt.Sprintf("subscribe %s %#x", s.Topic, code))
 			}
+			f.mu.Unlock()
 			_, err = sa.WriteTo(c)
+		case *packets.Unsubscribe:
+			ua := &packets.Unsuback{PacketID: p.PacketID, Properties: &packets.Properties{}}
+			f.mu.Lock()
+			for _, t := range p.Topics {
+				code := byte(0)
+				if f.unsubCode != nil {
+					code = f.unsubCode(t)
+				}
+				ua.Reasons = append(ua.Reasons, code)
+				f.subEvents = append(f.subEvents, fmt.Sprintf("unsubscribe %s %#x", t, code))
+			}
+			f.mu.Unlock()
+			_, err = ua.WriteTo(c)
 		case *packets.Disconnect:
 			return
 		}

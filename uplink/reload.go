@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
@@ -29,6 +30,11 @@ type reloadState struct {
 	// subscribed in the cloud session: unsubscribed at the next
 	// connection when the link was down at the reload.
 	unsub map[string]bool
+	// resub holds the cloud filters of in-rules whose SUBSCRIBE failed at
+	// a reload (no SUBACK, or a refusing reason code): retried with
+	// backoff while the link is up (retryRemote), and subscribed with
+	// every in-rule at the next connection.
+	resub map[string]bool
 }
 
 // rules returns the rules in force.
@@ -165,8 +171,16 @@ func (b *Bridge) SetRules(ctx context.Context, rules []Rule) (RulesChange, error
 	for _, f := range ch.Unsubscribed {
 		b.reload.unsub[f] = true
 	}
+	if b.reload.resub == nil {
+		b.reload.resub = make(map[string]bool)
+	}
 	for f := range newRemote {
 		delete(b.reload.unsub, f) // subscribed again
+	}
+	for f := range b.reload.resub {
+		if _, ok := newRemote[f]; !ok {
+			delete(b.reload.resub, f) // no rule wants it any more
+		}
 	}
 	b.rs.Store(rs)
 
@@ -176,6 +190,10 @@ func (b *Bridge) SetRules(ctx context.Context, rules []Rule) (RulesChange, error
 			b.applyRemote(ctx, l.cli, rs, ch)
 		}
 		b.kick() // the drain loop takes up new classes
+		select {
+		case b.subKick <- struct{}{}: // retryRemote sees what failed
+		default:
+		}
 	}
 	b.log.Info("rules reloaded", "out_rules", len(rs.out), "in_rules", len(rs.in),
 		"subscribed", ch.Subscribed, "unsubscribed", ch.Unsubscribed, "new_classes", ch.Classes)
@@ -236,32 +254,101 @@ func (b *Bridge) applyLocal(ctx context.Context, rs *ruleSet, ch RulesChange) {
 }
 
 // applyRemote subscribes and unsubscribes the in-rules' cloud filters over
-// the connection that is up. What fails here is done at the next
-// connection, which subscribes every in-rule (see subscribe).
+// the connection that is up. What fails here is retried with backoff while
+// the link stays up (retryRemote), and done at the next connection
+// otherwise, which subscribes every in-rule (see subscribe).
 func (b *Bridge) applyRemote(ctx context.Context, cli *paho.Client, rs *ruleSet, ch RulesChange) {
+	for _, f := range ch.Subscribed {
+		b.reload.resub[f] = true
+	}
+	b.syncRemoteLocked(ctx, cli, rs, false)
+}
+
+// syncRemoteLocked subscribes the filters of reload.resub and unsubscribes
+// those of reload.unsub over cli, and reports whether all of it succeeded
+// (what failed stays for the next try). b.reload.mu is held.
+func (b *Bridge) syncRemoteLocked(ctx context.Context, cli *paho.Client, rs *ruleSet, retry bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, b.s.ConnectTimeout)
 	defer cancel()
-	if len(ch.Subscribed) > 0 {
+	ok := true
+	if len(b.reload.resub) > 0 {
 		var subs []paho.SubscribeOptions
 		for _, s := range remoteSubs(rs.in) {
-			if slices.Contains(ch.Subscribed, s.Topic) && !slices.ContainsFunc(subs, func(x paho.SubscribeOptions) bool { return x.Topic == s.Topic }) {
+			if b.reload.resub[s.Topic] && !slices.ContainsFunc(subs, func(x paho.SubscribeOptions) bool { return x.Topic == s.Topic }) {
 				s.QoS = remoteFilters(rs.in)[s.Topic]
 				subs = append(subs, s)
 			}
 		}
+		if retry && len(subs) > 0 {
+			b.subRetries.Add(1)
+		}
 		sa, err := cli.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
 		switch {
 		case sa != nil:
-			for i, code := range sa.Reasons {
-				if code >= 0x80 && i < len(subs) {
-					b.log.Warn("cloud refused an in-rule subscription", "filter", subs[i].Topic, "reason", packet.ReasonCode(code).String())
+			for i, s := range subs {
+				if i < len(sa.Reasons) && sa.Reasons[i] >= 0x80 {
+					ok = false
+					if b.subEp.hit() {
+						b.log.Warn("cloud refused an in-rule subscription; retrying with backoff", "filter", s.Topic, "reason", packet.ReasonCode(sa.Reasons[i]).String())
+					}
+					continue
+				}
+				delete(b.reload.resub, s.Topic)
+				if retry {
+					b.log.Info("subscribed an in-rule at the cloud after retrying", "filter", s.Topic)
 				}
 			}
 		case err != nil:
-			b.log.Warn("subscribing new in-rules at the cloud failed; they apply from the next connection", "err", err)
+			ok = false
+			if b.subEp.hit() {
+				b.log.Warn("subscribing new in-rules at the cloud failed; retrying with backoff", "err", err)
+			}
 		}
 	}
-	b.unsubscribeLocked(ctx, cli)
+	if !b.unsubscribeLocked(ctx, cli, retry) {
+		ok = false
+	}
+	if ok {
+		if n, ended := b.subEp.end(); ended {
+			b.log.Info("cloud took the in-rule changes", "failures", n)
+		}
+	}
+	return ok
+}
+
+// retryRemote retries, with backoff, the cloud subscriptions and
+// unsubscriptions of reloads that failed, while the connection cli lasts
+// (until ctx is done). Each SetRules wakes it through b.subKick.
+func (b *Bridge) retryRemote(ctx context.Context, cli *paho.Client) {
+	attempt := 0
+	for {
+		b.reload.mu.Lock()
+		pending := len(b.reload.resub)+len(b.reload.unsub) > 0
+		b.reload.mu.Unlock()
+		if !pending {
+			attempt = 0
+			select {
+			case <-ctx.Done():
+				return
+			case <-b.subKick:
+				continue
+			}
+		}
+		t := time.NewTimer(backoff(attempt, b.s.ReconnectMin, b.s.ReconnectMax))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		b.reload.mu.Lock()
+		if b.syncRemoteLocked(ctx, cli, b.rules(), true) {
+			attempt = 0
+		} else {
+			attempt++
+		}
+		b.reload.mu.Unlock()
+	}
 }
 
 // unsubscribeRemoved unsubscribes at the cloud the filters of in-rules that
@@ -270,20 +357,45 @@ func (b *Bridge) applyRemote(ctx context.Context, cli *paho.Client, rs *ruleSet,
 func (b *Bridge) unsubscribeRemoved(ctx context.Context, cli *paho.Client) {
 	b.reload.mu.Lock()
 	defer b.reload.mu.Unlock()
-	b.unsubscribeLocked(ctx, cli)
+	b.unsubscribeLocked(ctx, cli, false)
 }
 
-func (b *Bridge) unsubscribeLocked(ctx context.Context, cli *paho.Client) {
+// unsubscribeLocked unsubscribes the filters of reload.unsub at the cloud
+// and forgets those the UNSUBACK took (0x00, or 0x11 no subscription
+// existed); the others stay for the next try. It reports whether none
+// is left. b.reload.mu is held.
+func (b *Bridge) unsubscribeLocked(ctx context.Context, cli *paho.Client, retry bool) bool {
 	if len(b.reload.unsub) == 0 {
-		return
+		return true
 	}
 	filters := slices.Sorted(maps.Keys(b.reload.unsub))
-	if _, err := cli.Unsubscribe(ctx, &paho.Unsubscribe{Topics: filters}); err != nil {
-		b.log.Warn("unsubscribing removed in-rules at the cloud failed; trying again at the next connection", "filters", filters, "err", err)
-		return
+	if retry {
+		b.subRetries.Add(1)
 	}
-	clear(b.reload.unsub)
-	b.log.Info("unsubscribed removed in-rules at the cloud", "filters", filters)
+	ua, err := cli.Unsubscribe(ctx, &paho.Unsubscribe{Topics: filters})
+	if err != nil && ua == nil {
+		if b.subEp.hit() {
+			b.log.Warn("unsubscribing removed in-rules at the cloud failed; retrying with backoff", "filters", filters, "err", err)
+		}
+		return false
+	}
+	var done []string
+	for i, f := range filters {
+		// MQTT 5: one reason code per filter; 0x11 No subscription existed
+		// leaves nothing to undo.
+		if ua != nil && i < len(ua.Reasons) && ua.Reasons[i] >= 0x80 {
+			if b.subEp.hit() {
+				b.log.Warn("cloud refused to unsubscribe a removed in-rule; retrying with backoff", "filter", f, "reason", packet.ReasonCode(ua.Reasons[i]).String())
+			}
+			continue
+		}
+		delete(b.reload.unsub, f)
+		done = append(done, f)
+	}
+	if len(done) > 0 {
+		b.log.Info("unsubscribed removed in-rules at the cloud", "filters", done)
+	}
+	return len(b.reload.unsub) == 0
 }
 
 // adoptClasses gives each priority class that a reload added a spool queue
