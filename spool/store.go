@@ -144,6 +144,9 @@ func (s *Store) Run(ctx context.Context) (err error) {
 	s.db = db
 	s.dbMu.Unlock()
 
+	s.mu.Lock()
+	nq := len(s.metas) // read before the writer may drop a queue
+	s.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.writeLoop(ctx, db) })
 	if s.opts.GCInterval > 0 {
@@ -153,7 +156,7 @@ func (s *Store) Run(ctx context.Context) (err error) {
 		wg.Go(func() { s.trimLoop(ctx) })
 	}
 	close(s.ready)
-	s.log.Info("spool open", "dir", s.opts.Dir, "sync", string(s.opts.Sync), "queues", len(s.metas))
+	s.log.Info("spool open", "dir", s.opts.Dir, "sync", string(s.opts.Sync), "queues", nq)
 
 	<-ctx.Done()
 	wg.Wait() // the writer has handled every request it took
