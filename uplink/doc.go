@@ -39,6 +39,14 @@
 // and then quarantined. Messages that were in flight behind a retried one
 // may arrive before it.
 //
+// A spool queue of this bridge whose priority class no out-rule has any
+// more, found at the start (a restart with changed rules), drains after
+// every configured class, under the topics its messages were spooled with,
+// and is dropped once the cloud acknowledged all of it (Deps.QueueNames,
+// ClassStats.Leftover). A cloud SUBSCRIBE or UNSUBSCRIBE of a reload that
+// fails or that the cloud refuses is retried with backoff while the link
+// is up (Stats.SubscribeRetries), and subscribed again at each connection.
+//
 // # In path
 //
 // The bridge subscribes at the cloud to the in-rules' remote filters (No

@@ -181,3 +181,53 @@ func TestLeftoverClassDrainsAfterRestart(t *testing.T) {
 		})
 	}
 }
+
+// A reload that brings a leftover class back makes it an ordinary class
+// again: it drains in its place and its queue stays.
+func TestLeftoverClassAdoptedByReload(t *testing.T) {
+	const n = 20
+	dir := t.TempDir()
+	c, g := newGatedCloud(t, "")
+	c.start()
+	sub := watch(t, c, "#")
+	five := Rule{Direction: Out, Local: "data/#", Remote: "site/data/#", Priority: 5}
+	other := Rule{Direction: Out, Local: "other/#", Remote: "site/other/#"}
+	e, stop := runGateway(t, dir, gatedOptions(c.url(), five, other))
+	for i := range n {
+		e.publish("data/x", fmt.Sprintf("m%03d", i), 1)
+	}
+	stop()
+
+	e, stop = runGateway(t, dir, gatedOptions(c.url(), other))
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ch, err := e.bridge.SetRules(ctx, []Rule{five, other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ch.Classes, []int{5}) {
+		t.Fatalf("new classes %v; want [5]", ch.Classes)
+	}
+	e.publish("data/x", "new", 1)
+	g.open(c)
+	msgs := sub.waitN(t, n+1, 15*time.Second)
+	order := firstOccurrences(msgs)
+	for i := range n {
+		if w := fmt.Sprintf("m%03d", i); i >= len(order) || order[i] != w {
+			t.Fatalf("cloud got %v; want m000..m%03d then new, in order", order, n-1)
+		}
+	}
+	if order[n] != "new" {
+		t.Fatalf("cloud got %v last; want new", order[n:])
+	}
+	waitFor(t, 15*time.Second, "class 5 emptied", func() bool { return e.depth(5) == 0 })
+	for _, cs := range e.bridge.Stats().Classes {
+		if cs.Leftover {
+			t.Errorf("class still leftover after the reload brought it back: %+v", cs)
+		}
+	}
+	if !slices.Contains(e.store.QueueNames(), QueueName("cloud", 5)) {
+		t.Error("the queue of a configured class was dropped")
+	}
+}
