@@ -1091,7 +1091,7 @@ func (c *client) onPuback(m *packet.Puback, now time.Time) {
 }
 
 func (c *client) unknowTopic(id uint16) {
-	if e := c.topics.byID[id]; e != nil {
+	if e := c.topics.get(id); e != nil {
 		e.known = false
 	}
 }

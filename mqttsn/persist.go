@@ -55,12 +55,12 @@ func encodeRecord(r *record) []byte {
 	}
 	t := r.topics
 	b = binary.BigEndian.AppendUint16(b, t.next)
-	b = binary.AppendUvarint(b, uint64(len(t.byID)))
-	for id, e := range t.byID {
-		b = binary.BigEndian.AppendUint16(b, id)
+	b = binary.AppendUvarint(b, uint64(t.len()))
+	t.each(func(e *topicEntry) {
+		b = binary.BigEndian.AppendUint16(b, e.id)
 		b = append(b, boolByte(e.byGateway))
 		b = appendString(b, e.name)
-	}
+	})
 	b = binary.AppendUvarint(b, uint64(len(r.inQoS2)))
 	for _, id := range r.inQoS2 {
 		b = binary.BigEndian.AppendUint16(b, id)
@@ -168,10 +168,10 @@ func decodeRecord(b []byte, maxTopics int) (*record, error) {
 		if d.err != nil {
 			break
 		}
-		if id == 0 || id == 0xFFFF || !validTopicName(name) || t.byID[id] != nil {
+		if id == 0 || id == 0xFFFF || !validTopicName(name) || t.get(id) != nil {
 			return nil, errBadRecord
 		}
-		if len(t.byID) >= maxTopics {
+		if t.len() >= maxTopics {
 			continue // the limit was lowered: the ids beyond it are forgotten
 		}
 		t.clock++
@@ -200,7 +200,7 @@ func (c *client) save() error {
 	if g.store == nil || !c.persist {
 		return nil
 	}
-	if len(c.topics.byID) == 0 && c.will == nil && len(c.inQoS2) == 0 && !c.stored {
+	if c.topics.len() == 0 && c.will == nil && len(c.inQoS2) == 0 && !c.stored {
 		return nil
 	}
 	ctx, cancel := g.storeCtx()
@@ -232,7 +232,7 @@ func (g *Gateway) unstore(bid string) error {
 
 // storeSaved writes the record of a client gone away with its expiry.
 func (g *Gateway) storeSaved(bid string, s *savedSession) {
-	if g.store == nil || !s.stored && len(s.topics.byID) == 0 && s.will == nil && len(s.inQoS2) == 0 {
+	if g.store == nil || !s.stored && s.topics.len() == 0 && s.will == nil && len(s.inQoS2) == 0 {
 		return
 	}
 	ctx, cancel := g.storeCtx()

@@ -31,23 +31,23 @@ func TestRecordRoundTrip(t *testing.T) {
 	if w := out.will; w == nil || w.topic != "w/t" || w.qos != 1 || !w.retain || string(w.msg) != "bye" {
 		t.Fatalf("will %+v", out.will)
 	}
-	for id, e := range tt.byID {
-		o := out.topics.byID[id]
+	tt.each(func(e *topicEntry) {
+		o := out.topics.get(e.id)
 		if o == nil || o.name != e.name || o.byGateway != e.byGateway || o.known {
-			t.Fatalf("id %d: %+v, want %+v (not known in a new connection)", id, o, e)
+			t.Fatalf("id %d: %+v, want %+v (not known in a new connection)", e.id, o, e)
 		}
-		if out.topics.byName[e.name] != id {
-			t.Fatalf("byName[%q] = %d, want %d", e.name, out.topics.byName[e.name], id)
+		if f := out.topics.find(e.name); f != o {
+			t.Fatalf("find(%q) = %+v, want %+v", e.name, f, o)
 		}
-	}
+	})
 	if n, ok := out.topics.name(id3); !ok || n != "e/f" {
 		t.Fatalf("name(%d) = %q", id3, n)
 	}
-	if small, err := decodeRecord(b, 2); err != nil || len(small.topics.byID) != 2 {
-		t.Fatalf("with a limit of 2: %v, %d ids", err, len(small.topics.byID))
+	if small, err := decodeRecord(b, 2); err != nil || small.topics.len() != 2 {
+		t.Fatalf("with a limit of 2: %v, %d ids", err, small.topics.len())
 	}
 	noWill, err := decodeRecord(encodeRecord(&record{topics: newTopicTable(5)}), 5)
-	if err != nil || noWill.will != nil || !noWill.expires.IsZero() || len(noWill.topics.byID) != 0 {
+	if err != nil || noWill.will != nil || !noWill.expires.IsZero() || noWill.topics.len() != 0 {
 		t.Fatalf("empty record: %+v, %v", noWill, err)
 	}
 	for i := range len(b) {
@@ -55,7 +55,7 @@ func TestRecordRoundTrip(t *testing.T) {
 			t.Fatalf("a record cut to %d of %d bytes decoded", i, len(b))
 		}
 	}
-	bad := encodeRecord(&record{topics: &topicTable{byID: map[uint16]*topicEntry{0xFFFF: {name: "x"}}, byName: map[string]uint16{}}})
+	bad := encodeRecord(&record{topics: &topicTable{small: []*topicEntry{{id: 0xFFFF, name: "x"}}}})
 	if _, err := decodeRecord(bad, 10); err == nil {
 		t.Fatal("a record with the reserved id 0xFFFF decoded")
 	}
@@ -139,14 +139,14 @@ func FuzzDecodeRecord(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a decoded record does not decode once encoded: %v", err)
 		}
-		if !again.expires.Equal(r.expires) || len(again.topics.byID) != len(r.topics.byID) ||
+		if !again.expires.Equal(r.expires) || again.topics.len() != r.topics.len() ||
 			again.topics.next != r.topics.next || len(again.inQoS2) != len(r.inQoS2) || (again.will == nil) != (r.will == nil) {
 			t.Fatalf("round trip: %+v, want %+v", again, r)
 		}
-		for id, e := range r.topics.byID {
-			if o := again.topics.byID[id]; o == nil || o.name != e.name || o.byGateway != e.byGateway {
-				t.Fatalf("id %d: %+v, want %+v", id, o, e)
+		r.topics.each(func(e *topicEntry) {
+			if o := again.topics.get(e.id); o == nil || o.name != e.name || o.byGateway != e.byGateway {
+				t.Fatalf("id %d: %+v, want %+v", e.id, o, e)
 			}
-		}
+		})
 	})
 }

@@ -36,6 +36,7 @@ func newPredefined(m map[uint16]string) *predefined {
 // topicEntry is one normal topic id of a client.
 type topicEntry struct {
 	name string
+	id   uint16
 	// byGateway: the gateway chose to register it towards the client (a
 	// wildcard match); such an entry may be reused for another name when
 	// the table is full. Entries the client registered, or got in a
@@ -48,34 +49,119 @@ type topicEntry struct {
 	used  uint64 // last use, for reuse of gateway entries
 }
 
+// smallTopics is the number of entries a table keeps in a slice searched
+// linearly; beyond it the table indexes them in two maps. A typical device
+// has a handful of ids, and the two maps cost about 0.85 KiB per client.
+const smallTopics = 16
+
 // topicTable maps a client's normal topic ids to names (MQTT-SN 1.2 §6.5,
-// §7.3: per client, never shared between clients).
+// §7.3: per client, never shared between clients). Up to smallTopics
+// entries live in small; from then on in byID and byName (small is nil).
 type topicTable struct {
+	small  []*topicEntry
 	byID   map[uint16]*topicEntry
-	byName map[string]uint16
+	byName map[string]*topicEntry
 	next   uint16
 	clock  uint64
 	max    int
 }
 
-// newTopicTable returns an empty table; its maps are made with the first
-// id, since most idle clients have none.
+// newTopicTable returns an empty table; it allocates with the first id,
+// since most idle clients have none.
 func newTopicTable(max int) *topicTable {
 	return &topicTable{max: max}
 }
 
-// put adds an entry.
-func (t *topicTable) put(id uint16, e *topicEntry) {
-	if t.byID == nil {
-		t.byID, t.byName = map[uint16]*topicEntry{}, map[string]uint16{}
+// len returns the number of entries.
+func (t *topicTable) len() int {
+	if t.byID != nil {
+		return len(t.byID)
 	}
-	t.byID[id] = e
-	t.byName[e.name] = id
+	return len(t.small)
+}
+
+// get returns the entry of id, or nil, without marking it used.
+func (t *topicTable) get(id uint16) *topicEntry {
+	if t.byID != nil {
+		return t.byID[id]
+	}
+	for _, e := range t.small {
+		if e.id == id {
+			return e
+		}
+	}
+	return nil
+}
+
+// find returns the entry of name, or nil, without marking it used.
+func (t *topicTable) find(name string) *topicEntry {
+	if t.byName != nil {
+		return t.byName[name]
+	}
+	for _, e := range t.small {
+		if e.name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// each calls f for every entry, in no particular order.
+func (t *topicTable) each(f func(*topicEntry)) {
+	if t.byID != nil {
+		for _, e := range t.byID {
+			f(e)
+		}
+		return
+	}
+	for _, e := range t.small {
+		f(e)
+	}
+}
+
+// put adds an entry for id, which must be unused, and whose name must have
+// no entry.
+func (t *topicTable) put(id uint16, e *topicEntry) {
+	e.id = id
+	if t.byID == nil && len(t.small) < smallTopics {
+		if t.small == nil {
+			t.small = make([]*topicEntry, 0, 1)
+		}
+		t.small = append(t.small, e)
+		return
+	}
+	if t.byID == nil {
+		t.byID = make(map[uint16]*topicEntry, len(t.small)+1)
+		t.byName = make(map[string]*topicEntry, len(t.small)+1)
+		for _, o := range t.small {
+			t.byID[o.id], t.byName[o.name] = o, o
+		}
+		t.small = nil
+	}
+	t.byID[id], t.byName[e.name] = e, e
+}
+
+// remove deletes an entry of the table.
+func (t *topicTable) remove(e *topicEntry) {
+	if t.byID != nil {
+		delete(t.byID, e.id)
+		delete(t.byName, e.name)
+		return
+	}
+	for i, o := range t.small {
+		if o == e {
+			last := len(t.small) - 1
+			t.small[i] = t.small[last]
+			t.small[last] = nil
+			t.small = t.small[:last]
+			return
+		}
+	}
 }
 
 // name returns the topic name of a normal topic id.
 func (t *topicTable) name(id uint16) (string, bool) {
-	e := t.byID[id]
+	e := t.get(id)
 	if e == nil {
 		return "", false
 	}
@@ -86,14 +172,13 @@ func (t *topicTable) name(id uint16) (string, bool) {
 
 // lookup returns the entry of name, if any.
 func (t *topicTable) lookup(name string) (uint16, *topicEntry) {
-	id, ok := t.byName[name]
-	if !ok {
+	e := t.find(name)
+	if e == nil {
 		return 0, nil
 	}
-	e := t.byID[id]
 	t.clock++
 	e.used = t.clock
-	return id, e
+	return e.id, e
 }
 
 // assign returns the id of name, assigning a new one when it has none; ok
@@ -107,23 +192,21 @@ func (t *topicTable) assign(name string, byGateway bool) (uint16, *topicEntry, b
 		}
 		return id, e, true
 	}
-	if len(t.byID) >= t.max {
+	if t.len() >= t.max {
 		if !byGateway {
 			return 0, nil, false
 		}
 		// Reuse the least recently used entry the gateway assigned.
-		var victim uint16
-		var oldest uint64
-		for id, e := range t.byID {
-			if e.byGateway && (victim == 0 || e.used < oldest) {
-				victim, oldest = id, e.used
+		var victim *topicEntry
+		t.each(func(e *topicEntry) {
+			if e.byGateway && (victim == nil || e.used < victim.used) {
+				victim = e
 			}
-		}
-		if victim == 0 {
+		})
+		if victim == nil {
 			return 0, nil, false
 		}
-		delete(t.byName, t.byID[victim].name)
-		delete(t.byID, victim)
+		t.remove(victim)
 	}
 	id := t.freeID()
 	t.clock++
@@ -140,7 +223,7 @@ func (t *topicTable) freeID() uint16 {
 		if t.next == 0 || t.next == 0xFFFF {
 			t.next = 1
 		}
-		if t.byID[t.next] == nil {
+		if t.get(t.next) == nil {
 			return t.next
 		}
 	}
@@ -148,15 +231,12 @@ func (t *topicTable) freeID() uint16 {
 
 // forget removes an id (the client refused it).
 func (t *topicTable) forget(id uint16) {
-	if e := t.byID[id]; e != nil {
-		delete(t.byName, e.name)
-		delete(t.byID, id)
+	if e := t.get(id); e != nil {
+		t.remove(e)
 	}
 }
 
 // unknowAll marks every id as not yet told to the client: a new connection.
 func (t *topicTable) unknowAll() {
-	for _, e := range t.byID {
-		e.known = false
-	}
+	t.each(func(e *topicEntry) { e.known = false })
 }
