@@ -287,6 +287,7 @@ func writeUplinkMetrics(w *promWriter, ups []UplinkStatus) {
 		{"outpost_uplink_messages_expired_total", "counter", "Messages dropped because they expired.", u(func(s *UplinkStatus) uint64 { return s.Expired })},
 		{"outpost_uplink_messages_quarantined_total", "counter", "Messages the cloud refused for good, moved to quarantine.", u(func(s *UplinkStatus) uint64 { return s.Quarantined })},
 		{"outpost_uplink_messages_refused_total", "counter", "Local QoS 1/2 messages refused because the spool did not take them.", u(func(s *UplinkStatus) uint64 { return s.Refused })},
+		{"outpost_uplink_subscribe_retries_total", "counter", "Cloud SUBSCRIBE and UNSUBSCRIBE packets of a reload sent again after a failure or refusal.", u(func(s *UplinkStatus) uint64 { return s.SubscribeRetries })},
 		{"outpost_uplink_spool_messages", "gauge", "Messages waiting in the uplink's spool queues.", func(s *UplinkStatus) float64 { return float64(s.Depth) }},
 		{"outpost_uplink_spool_bytes", "gauge", "Payload bytes waiting in the uplink's spool queues.", func(s *UplinkStatus) float64 { return float64(s.Bytes) }},
 		{"outpost_uplink_drain_messages_per_second", "gauge", "Spooled messages the cloud acknowledged per second, recently.", func(s *UplinkStatus) float64 { return s.DrainRate }},

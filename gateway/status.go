@@ -62,8 +62,10 @@ type QueueStatus struct {
 	Uplink     string
 	Priority   int
 	Quarantine bool
-	// Orphan: the queue's uplink, or its priority class, is no longer
-	// configured, so its messages do not drain (see [spool] orphan_keep).
+	// Orphan: the queue's uplink is no longer configured, so its messages
+	// do not drain (see [spool] orphan_keep). A queue of a priority class
+	// that its uplink no longer has is not an orphan: the uplink drains it
+	// after its configured classes (uplink.ClassStats.Leftover).
 	Orphan bool `json:",omitempty"`
 	spool.QueueStats
 	// Quarantined lists the first messages of a quarantine queue (at most
