@@ -783,6 +783,9 @@ func (b *Broker) addSubscription(s *session, filter string, opts packet.Subscrip
 	opts.Filter = filter
 	sub := &subscription{filter: filter, inner: inner, group: group, opts: opts, id: id}
 	s.mu.Lock()
+	if s.subs == nil {
+		s.subs = make(map[string]*subscription, 1)
+	}
 	s.subs[filter] = sub
 	s.mu.Unlock()
 	if group == "" {

@@ -863,6 +863,9 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 	case 2:
 		if !code.IsError() {
 			s.mu.Lock()
+			if s.inQoS2 == nil {
+				s.inQoS2 = make(map[uint16]struct{}, 1)
+			}
 			s.inQoS2[p.PacketID] = struct{}{}
 			s.mu.Unlock()
 		}
