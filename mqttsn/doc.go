@@ -32,7 +32,9 @@
 //
 // Keep-alive and sleep are supervised with Options.KeepAliveGrace (1.5 ×
 // the Duration by default, §7.2): a client silent for longer is lost and its
-// will published. Every exchange the gateway starts (REGISTER, PUBLISH at
+// will published. A client that connects with a keep-alive Duration of 0 is
+// never supervised: it holds its place (one of Options.MaxClients) until it
+// disconnects, connects again, or fails an exchange the gateway starts. Every exchange the gateway starts (REGISTER, PUBLISH at
 // QoS 1/2, PUBREL, WILLTOPICREQ, WILLMSGREQ) is retransmitted every Tretry,
 // a PUBLISH with DUP, Nretry times; then the client is lost (§6.13). The
 // gateway has one such exchange outstanding per client at a time (§6.6).
@@ -93,7 +95,8 @@
 // LoadAccess reads them, and SetAccess gives connected clients the new ACL
 // at once and disconnects those whose username changes.
 // Traffic from addresses without a session (SEARCHGW, QoS -1, messages
-// answered with DISCONNECT or PUBCOMP) goes through a token bucket per
+// answered with DISCONNECT or PUBCOMP, a CONNECT that makes a client or
+// moves one to another address) goes through a token bucket per
 // source address (Options.UnconnectedRate) kept in a bounded table, so that
 // a flood from spoofed addresses costs neither memory nor answers
 // (Stats.RateLimited). Each refusal is logged at most every few seconds.

@@ -619,6 +619,18 @@ func (g *Gateway) routeConnect(p peer, m *packet.Connect) {
 		return
 	}
 	g.mu.Lock()
+	if prev := g.byPeer[key]; prev == nil || prev.bid != bid {
+		// A CONNECT that makes a client or moves one to this address is
+		// limited as other traffic without a session is, so that a flood
+		// from ever new (spoofed) addresses or ClientIds cannot churn
+		// sessions or draw CONNACKs at line rate. A client connecting again
+		// from its address is not.
+		g.mu.Unlock()
+		if !g.allowUnconnected(p) {
+			return
+		}
+		g.mu.Lock()
+	}
 	c := g.byID[bid]
 	if c == nil {
 		if len(g.byID) >= g.opts.MaxClients {

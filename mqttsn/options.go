@@ -175,8 +175,10 @@ type Options struct {
 	ACLFile string
 
 	// UnconnectedRate limits the messages per second taken from one source
-	// address without a session: SEARCHGW, QoS -1 PUBLISH, and those the
-	// gateway answers with DISCONNECT or PUBCOMP (§6.12). A token bucket of
+	// address without a session: SEARCHGW, QoS -1 PUBLISH, those the
+	// gateway answers with DISCONNECT or PUBCOMP (§6.12), and a CONNECT
+	// unless it comes from the address its ClientId is connected at (a new
+	// client, or one moving to another address). A token bucket of
 	// UnconnectedBurst per address, in a table of at most
 	// UnconnectedSources addresses (the least recently seen makes room
 	// once its bucket has refilled; until then a new address is refused,

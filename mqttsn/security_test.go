@@ -252,8 +252,9 @@ func TestAllowNodeAddrs(t *testing.T) {
 }
 
 // Traffic without a session (SEARCHGW, QoS -1 PUBLISH, what gets a
-// DISCONNECT) is limited per source address: beyond the burst it is
-// dropped unanswered and counted, while another address is served.
+// DISCONNECT, a CONNECT that would make or move a client) is limited per
+// source address: beyond the burst it is dropped unanswered and counted,
+// while another address is served.
 func TestUnconnectedRateLimit(t *testing.T) {
 	e := newEnv(t, Options{
 		Transports:       []Transport{{Name: "udp", Addr: "127.0.0.1:0", AllowQoSMinus1: true}},
@@ -281,11 +282,23 @@ func TestUnconnectedRateLimit(t *testing.T) {
 	w.expect("minus1/t", "y")
 	o.send(&packet.Pingreq{})
 	expect[*packet.Disconnect](o)
-	// A connected client is not limited.
-	c.connect("busy", true, 60)
+	// A CONNECT from an address without a session takes a token too: c has
+	// none left, o its last one.
+	c.send(&packet.Connect{CleanSession: true, KeepAlive: 60, ClientID: []byte("flood")})
+	eventually(t, 5*time.Second, "CONNECT limited", func() bool { return e.g.Stats().RateLimited == 5 })
+	c.expectNothing(100 * time.Millisecond)
+	o.connect("busy", true, 60)
+	// A connected client is not limited, nor is its CONNECT again from its
+	// address; one with another ClientId from there is.
 	for range 10 {
-		c.send(&packet.Pingreq{})
-		expect[*packet.Pingresp](c)
+		o.send(&packet.Pingreq{})
+		expect[*packet.Pingresp](o)
+	}
+	o.connect("busy", true, 60)
+	o.send(&packet.Connect{CleanSession: true, KeepAlive: 60, ClientID: []byte("other")})
+	eventually(t, 5*time.Second, "CONNECT of another ClientId limited", func() bool { return e.g.Stats().RateLimited == 6 })
+	if n := len(e.g.Clients()); n != 1 {
+		t.Fatalf("%d clients, want 1: a refused CONNECT made a client", n)
 	}
 }
 
