@@ -116,6 +116,8 @@ type client struct {
 	// keys are the peer keys mapped to this client (guarded by g.mu).
 	keys []peerKey
 
+	timerIdx int // position in the timer heap (guarded by timers.mu)
+
 	qmu       sync.Mutex
 	inbox     []inItem
 	arrived   []arrival
@@ -123,18 +125,18 @@ type client struct {
 	queued    bool
 	dead      bool
 
-	timerIdx int // position in the timer heap (guarded by timers.mu)
-
-	// Owned by the running worker.
-	peer      peer
+	// Owned by the running worker. The small fields come first, in the
+	// word that queued and dead begin: one client costs 384 bytes, not 416.
 	state     cstate
+	clean     bool
+	persist   bool // has a session worth saving (CleanSession=false)
+	stored    bool // Deps.Store holds a record of it
+	msgID     uint16
+	peer      peer
 	pending   *connReq
 	hs        *flight             // will handshake
 	bc        *localbroker.Client // set with setBroker
 	gen       uint64
-	clean     bool
-	persist   bool // has a session worth saving (CleanSession=false)
-	stored    bool // Deps.Store holds a record of it
 	keepAlive time.Duration
 	sleepFor  time.Duration
 	lastHeard time.Time
@@ -144,7 +146,6 @@ type client struct {
 	inQoS2    []uint16
 	out       []*outItem
 	flight    *flight
-	msgID     uint16
 	wakeLeft  int // awake: buffered messages still to send before PINGRESP
 
 	// For Gateway.Clients, from other goroutines.

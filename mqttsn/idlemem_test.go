@@ -7,6 +7,7 @@ import (
 	"runtime/pprof"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/outpost-gw/outpost/localbroker"
 	"github.com/outpost-gw/outpost/mqttsn/packet"
@@ -93,5 +94,13 @@ func writeHeapProfile(tb testing.TB, path string) {
 	defer f.Close()
 	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// A client's struct stays in the 384-byte size class: its small fields
+// share a word, and every idle device pays for each byte beyond.
+func TestClientStructSize(t *testing.T) {
+	if n := unsafe.Sizeof(client{}); n > 384 {
+		t.Fatalf("client is %d bytes, beyond the 384-byte size class", n)
 	}
 }
