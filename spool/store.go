@@ -62,6 +62,8 @@ type Store struct {
 	unsynced     bool       // writer-owned: commits since the last sync
 	tw           *txnWriter // writer-owned, reused across batches
 	spaceErrOnce bool       // writer-owned: the statfs failure was logged
+	syncMu       sync.Mutex // serializes syncAll (the writer, value-log GC)
+	vlogSynced   uint64     // under syncMu: the newest value-log file at the last syncAll
 }
 
 // Stats are store-wide counters since Run.
@@ -435,7 +437,7 @@ func (s *Store) runGC(ctx context.Context, db *badger.DB) {
 		n++
 	}
 	if n > 0 {
-		if err := syncAll(s.opts.Dir, db); err != nil {
+		if err := s.syncAll(db); err != nil {
 			s.log.Error("spool sync after value-log GC failed", "err", err)
 		} else {
 			s.syncs.Add(1)

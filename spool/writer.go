@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -146,7 +147,7 @@ func (s *Store) syncNow(db *badger.DB) {
 // syncDB syncs what the writer committed (syncAll) and counts it; only the
 // writer goroutine calls it.
 func (s *Store) syncDB(db *badger.DB) error {
-	if err := syncAll(s.opts.Dir, db); err != nil {
+	if err := s.syncAll(db); err != nil {
 		return err
 	}
 	s.unsynced = false
@@ -156,15 +157,22 @@ func (s *Store) syncDB(db *badger.DB) error {
 
 // syncAll forces what badger committed to stable storage: the write-ahead
 // log of the active memtable and the newest value-log file (badger's Sync),
-// and the logs of memtables that badger rotated but has not flushed to a
-// table yet. A rotation between a commit and its sync (a write of value-log
-// GC filled the memtable) would otherwise leave that commit in a log that
-// nobody synced. badger writes those logs through memory maps, whose pages
-// are the file's page cache, which fsync writes back.
-func syncAll(dir string, db *badger.DB) error {
+// the logs of memtables that badger rotated but has not flushed to a table
+// yet, and the value-log files that badger rotated since the last sync.
+// A rotation between a commit and its sync (a write of value-log GC filled
+// the memtable) would otherwise leave that commit in a log that nobody
+// synced; and without SyncWrites badger rotates a value-log file without
+// syncing it, so a commit whose values filled the file leaves them in a
+// file that its own Sync no longer covers. badger writes those files
+// through memory maps, whose pages are the file's page cache, which fsync
+// writes back. The writer and value-log GC both call it.
+func (s *Store) syncAll(db *badger.DB) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
 	if err := db.Sync(); err != nil {
 		return err
 	}
+	dir := s.opts.Dir
 	if mems, _ := filepath.Glob(filepath.Join(dir, "*.mem")); len(mems) > 1 {
 		for _, name := range mems {
 			// A flushed memtable's log may be deleted meanwhile.
@@ -173,10 +181,35 @@ func syncAll(dir string, db *badger.DB) error {
 			}
 		}
 	}
+	// Every value-log file written since the last sync is numbered at
+	// least as the newest one then; the newest one now is badger's.
+	vlogs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	fids := make([]uint64, len(vlogs))
+	newest := uint64(0)
+	for i, name := range vlogs {
+		fid, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(name), ".vlog"), 10, 32)
+		if err != nil {
+			fid = 0
+		}
+		fids[i] = fid
+		newest = max(newest, fid)
+	}
+	for i, name := range vlogs {
+		if fids[i] < s.vlogSynced || fids[i] >= newest {
+			continue
+		}
+		// Value-log GC may delete a file meanwhile.
+		if err := fsyncFile(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	s.vlogSynced = newest
 	return nil
 }
 
-func fsyncFile(name string) error {
+// fsyncFile syncs the file called name; a variable for the tests, which
+// record what is synced.
+var fsyncFile = func(name string) error {
 	f, err := os.Open(name)
 	if err != nil {
 		return err
