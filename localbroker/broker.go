@@ -510,8 +510,11 @@ func (b *Broker) attach(l link, req *connectReq) (*session, bool, error) {
 	}
 	if dp, ok := b.deps.Persistence.(deliveryPersistence); present && ok {
 		// The stored deliveries stay until the client acknowledges them;
-		// those of messages the session no longer holds go.
+		// those of messages the session no longer holds go. A delivery
+		// numbered after this look (a publisher may be acknowledged
+		// while the prune runs) is kept.
 		s.mu.Lock()
+		last := s.qseq
 		keep := make(map[uint64]bool, len(s.inflight)+len(s.queue))
 		for _, om := range s.inflight {
 			keep[om.seq] = true
@@ -520,7 +523,7 @@ func (b *Broker) attach(l link, req *connectReq) (*session, bool, error) {
 			keep[om.seq] = true
 		}
 		s.mu.Unlock()
-		if err := dp.PruneQueued(id, func(seq uint64) bool { return keep[seq] }); err != nil {
+		if err := dp.PruneQueued(id, func(seq uint64) bool { return keep[seq] || seq > last }); err != nil {
 			b.log.Error("persistence: prune queued", "client_id", id, "err", err)
 		}
 	} else if present && b.deps.Persistence != nil {
