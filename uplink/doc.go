@@ -102,6 +102,11 @@
 //   - The spool's sync is "interval" or "never": a power cut (not a kill -9
 //     or crash, whose writes the kernel keeps) may lose the last records,
 //     and the bridge cannot know what the cloud holds.
+//   - A power cut even with sync "always": the spool's ack of a completed
+//     message is committed without a forced sync, while deleting its
+//     flight record is synced with the next window's records. If the
+//     delete reached the disk and the ack did not, the message is still in
+//     the spool with no record, and goes again under a new identifier.
 //   - Without a FlightStore (Deps.Flights nil): the session lives in
 //     memory; after a restart each identifier is released with a PUBREL
 //     before its first use, and a QoS 2 message in flight at the crash may
