@@ -37,8 +37,8 @@ func BenchmarkRouteFanOut(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(m.Payload)))
 	for b.Loop() {
-		if n := br.route(m); n != subs {
-			b.Fatalf("route reached %d sessions, want %d", n, subs)
+		if n, err := br.route(m); n != subs || err != nil {
+			b.Fatalf("route reached %d sessions (%v), want %d", n, err, subs)
 		}
 	}
 	if delivered < subs {

@@ -708,7 +708,7 @@ func (b *Broker) publishWill(w *Will) {
 		m.ExpiresAt = m.Created.Add(w.Expiry)
 	}
 	if _, err := b.publish(nil, nil, &m); err != nil {
-		b.log.Warn("will not published", "topic", m.Topic, "err", err)
+		b.log.Warn("will refused, or not stored for every persistent session", "topic", m.Topic, "err", err)
 	}
 }
 
@@ -921,7 +921,9 @@ func (b *Broker) sendRetained(s *session, rds []retainedDelivery) {
 			if sub.id != 0 {
 				ids = []uint32{sub.id}
 			}
-			s.deliver(m, min(m.QoS, sub.opts.QoS), true, ids)
+			// No publisher waits on a retained copy; a failure to store
+			// it is logged by deliver.
+			_ = s.deliver(m, min(m.QoS, sub.opts.QoS), true, ids)
 			return true
 		})
 	}
@@ -991,16 +993,28 @@ func (b *Broker) publish(info *ClientInfo, acl *auth.ACL, m *Message) (packet.Re
 	b.stats.received.Add(1)
 	b.stats.bytesIn.Add(int64(len(m.Payload)))
 	var n int
+	var err error
 	if m.Retain {
 		// Store and route as one step against concurrent subscribes, so a
 		// new subscriber never ends up with an older retained value after
 		// a newer live one (see retainMu).
 		b.retainMu.RLock()
 		b.storeRetained(m)
-		n = b.route(m)
+		n, err = b.route(m)
 		b.retainMu.RUnlock()
 	} else {
-		n = b.route(m)
+		n, err = b.route(m)
+	}
+	if err != nil {
+		// A persistent session's copy is not on disk (a full disk, say):
+		// refuse the acknowledgement rather than promise what a kill -9
+		// would lose. The 3.1.1 publisher sends it again; subscribers
+		// that got it may get it twice (at least once).
+		var pe *packet.Error
+		if errors.As(err, &pe) {
+			return pe.Code, err
+		}
+		return packet.ImplementationSpecificError, err
 	}
 	if n == 0 {
 		return packet.NoMatchingSubscribers, nil
@@ -1042,8 +1056,11 @@ var matchPool = sync.Pool{New: func() any { s := make([]match, 0, 32); return &s
 // route delivers m to every matching subscription and returns how many
 // sessions it reached. A session with several matching subscriptions gets
 // one copy at the highest QoS, with every subscription identifier
-// [MQTT-3.3.4-2] [MQTT-3.3.4-3] [MQTT-3.3.4-5].
-func (b *Broker) route(m *Message) int {
+// [MQTT-3.3.4-2] [MQTT-3.3.4-3] [MQTT-3.3.4-5]. The error is the first
+// failure to store a persistent session's copy; every session still gets
+// the message.
+func (b *Broker) route(m *Message) (int, error) {
+	var firstErr error
 	mp := matchPool.Get().(*[]match)
 	ms := (*mp)[:0]
 	b.subs.Match(m.Topic, func(_ subKey, v subValue) {
@@ -1094,13 +1111,15 @@ func (b *Broker) route(m *Message) int {
 				continue
 			}
 		}
-		cur.s.deliver(m, cur.qos, cur.retain, cur.ids)
+		if err := cur.s.deliver(m, cur.qos, cur.retain, cur.ids); err != nil && firstErr == nil {
+			firstErr = err
+		}
 		n++
 	}
 	clear(ms)
 	*mp = ms[:0]
 	matchPool.Put(mp)
-	return n
+	return n, firstErr
 }
 
 // pick chooses the member of a shared group that gets the next message:

@@ -846,7 +846,7 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 		code, err = b.publish(&c.info, c.acl.Load(), m)
 	}
 	if err != nil {
-		c.log.Warn("publish refused by before-ack hook", "topic", p.Topic, "err", err)
+		c.log.Warn("publish not acknowledged as safe: the spool or the persistence did not take it", "topic", p.Topic, "err", err)
 		if !v5 {
 			return nil // 3.1.1: withhold the acknowledgement; the client retries
 		}

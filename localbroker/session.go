@@ -100,17 +100,20 @@ func newSession(b *Broker, id string) *session {
 }
 
 // deliver hands one message to the session with the QoS, retain flag and
-// subscription identifiers of the matching subscription(s).
-func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32) {
+// subscription identifiers of the matching subscription(s). Its error is
+// the persistence's, when a QoS 1/2 message for a persistent session
+// could not be stored: the message is queued or sent in memory all the
+// same, but the publisher must not be told it is safe.
+func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32) error {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
-		return
+		return nil
 	}
 	if s.link == nil {
 		if qos == 0 {
 			s.mu.Unlock()
-			return // QoS 0 is not queued for offline sessions (as mosquitto's default)
+			return nil // QoS 0 is not queued for offline sessions (as mosquitto's default)
 		}
 		om := &outMsg{msg: m, qos: qos, retain: retain, subIDs: subIDs}
 		p := s.b.deps.Persistence
@@ -126,9 +129,10 @@ func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32) {
 			pm := PendingMessage{Message: m, QoS: qos, Retain: retain, SubIDs: subIDs, Seq: om.seq}
 			if err := p.StoreQueued(s.id, &pm); err != nil {
 				s.b.log.Error("persistence: store queued message", "client_id", s.id, "err", err)
+				return err
 			}
 		}
-		return
+		return nil
 	}
 	// A persistent session's QoS 1/2 delivery is stored while the client
 	// is connected too, when the persistence can forget it once
@@ -149,8 +153,10 @@ func (s *session) deliver(m *Message, qos byte, retain bool, subIDs []uint32) {
 		pm := PendingMessage{Message: m, QoS: qos, Retain: retain, SubIDs: subIDs, Seq: seq}
 		if err := dp.StoreQueued(s.id, &pm); err != nil {
 			s.b.log.Error("persistence: store queued message", "client_id", s.id, "err", err)
+			return err
 		}
 	}
+	return nil
 }
 
 // deliverOnline sends om on the session's link or queues it, and reports
